@@ -1,0 +1,186 @@
+//! Authentication per the contract: HS256 user JWTs and the admin bearer token.
+//!
+//! The algorithm is pinned: a token whose header names anything but HS256 (`none`
+//! included) is refused before its signature is looked at. `exp` and `sub` are
+//! required, with no leeway, and `sub` must be a valid user id. The admin token is
+//! compared in constant time. Secrets never appear in `Debug` output.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// Why a credential was refused; the api maps every variant to `401`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials")]
+    Missing,
+    #[error("invalid token")]
+    Invalid,
+    #[error("expired token")]
+    Expired,
+    #[error("invalid user id")]
+    BadUserId,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserClaims {
+    sub: String,
+    exp: u64,
+}
+
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    admin_token: Vec<u8>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth { secrets: <redacted> }")
+    }
+}
+
+/// A user id per the contract: 1 to 64 characters of `[A-Za-z0-9_.-]`.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+impl Auth {
+    pub fn new(jwt_secret: &str, admin_token: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Auth {
+            encoding: EncodingKey::from_secret(jwt_secret.as_bytes()),
+            decoding: DecodingKey::from_secret(jwt_secret.as_bytes()),
+            validation,
+            admin_token: admin_token.as_bytes().to_vec(),
+        }
+    }
+
+    /// Verifies a user JWT and returns its user id.
+    pub fn verify_user(&self, token: &str) -> Result<String, AuthError> {
+        let data = jsonwebtoken::decode::<UserClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            })?;
+        if !valid_user_id(&data.claims.sub) {
+            return Err(AuthError::BadUserId);
+        }
+        Ok(data.claims.sub)
+    }
+
+    /// True when `token` is the admin token (constant-time comparison).
+    pub fn is_admin(&self, token: &str) -> bool {
+        bool::from(token.as_bytes().ct_eq(&self.admin_token))
+    }
+
+    /// Mints a user JWT valid for `ttl_secs` (`stampede token`, tests, the load generator).
+    pub fn mint(&self, user_id: &str, ttl_secs: u64) -> Result<String, AuthError> {
+        if !valid_user_id(user_id) {
+            return Err(AuthError::BadUserId);
+        }
+        let claims = UserClaims {
+            sub: user_id.to_string(),
+            exp: jsonwebtoken::get_current_timestamp() + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| AuthError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn a_minted_token_verifies() {
+        let auth = Auth::new("secret", "admin");
+        let t = auth.mint("u-1.x_y", 60).expect("mint");
+        assert_eq!(auth.verify_user(&t), Ok("u-1.x_y".to_string()));
+    }
+
+    #[test]
+    fn forged_and_broken_tokens_are_refused() {
+        let auth = Auth::new("secret", "admin");
+        let other = Auth::new("other", "admin");
+        let exp = jsonwebtoken::get_current_timestamp() + 60;
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"u1","exp":{exp}}}"#))
+        );
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &UserClaims {
+                sub: "u1".into(),
+                exp,
+            },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &UserClaims {
+                sub: "u1".into(),
+                exp: 1,
+            },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        let no_sub = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({ "exp": exp }),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        let bad_id = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &UserClaims {
+                sub: "bad id!".into(),
+                exp,
+            },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        assert_eq!(auth.verify_user(&none), Err(AuthError::Invalid));
+        assert_eq!(auth.verify_user(&hs512), Err(AuthError::Invalid));
+        assert_eq!(auth.verify_user(&expired), Err(AuthError::Expired));
+        assert_eq!(auth.verify_user(&no_sub), Err(AuthError::Invalid));
+        assert_eq!(auth.verify_user(&bad_id), Err(AuthError::BadUserId));
+        assert_eq!(
+            auth.verify_user(&other.mint("u1", 60).expect("mint")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(auth.verify_user("garbage"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn the_admin_token_must_match_exactly() {
+        let auth = Auth::new("secret", "admin-token");
+        assert!(auth.is_admin("admin-token"));
+        assert!(!auth.is_admin("admin-toke"));
+        assert!(!auth.is_admin(""));
+    }
+
+    #[test]
+    fn user_ids_follow_the_contract() {
+        assert!(valid_user_id("u123"));
+        assert!(valid_user_id(&"a".repeat(64)));
+        assert!(!valid_user_id(&"a".repeat(65)));
+        assert!(!valid_user_id(""));
+        assert!(!valid_user_id("é"));
+        assert!(!valid_user_id("a b"));
+    }
+}

@@ -1,0 +1,417 @@
+//! The campaign model: what a promotion team creates, the rules a creation request
+//! must follow (the contract's "Campaigns" section), and the status a campaign shows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::error::{EngineError, Result};
+
+/// Stock (flash sale) bounds, from the contract.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+pub const MAX_PER_USER_LIMIT: i64 = 1_000;
+pub const MAX_PACKET_COUNT: i64 = 10_000_000;
+pub const MAX_TOTAL_CENTS: i64 = 1_000_000_000_000;
+/// A campaign without `ends_at` runs for a day.
+pub const DEFAULT_DURATION_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignKind {
+    FlashSale,
+    RedPacket,
+}
+
+impl CampaignKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignKind::FlashSale => "flash_sale",
+            CampaignKind::RedPacket => "red_packet",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "flash_sale" => Some(CampaignKind::FlashSale),
+            "red_packet" => Some(CampaignKind::RedPacket),
+            _ => None,
+        }
+    }
+}
+
+/// A campaign as the database holds it (the source of truth). Its live counters
+/// (remaining stock, accepted claims) are in the store: see [`LiveCounters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: u64,
+    pub kind: CampaignKind,
+    pub name: String,
+    /// Stock (flash sale) or packet count (red packet).
+    pub total: u64,
+    /// Units one user may hold; always 1 for a red packet.
+    pub per_user_limit: u64,
+    pub price_cents: u64,
+    /// Red packet only: the money split into `total` packets.
+    pub total_cents: u64,
+    pub min_cents: u64,
+    /// Red packet only: the seed of the split, so the packets can be regenerated
+    /// exactly when the store's live state is rebuilt (see `red_packet::split`).
+    pub split_seed: u64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
+/// The live counters of a campaign, kept in the store and changed only by the claim step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveCounters {
+    /// Units (flash sale) or packets (red packet) still to be claimed.
+    pub remaining: u64,
+    /// Claims accepted so far.
+    pub claims: u64,
+    /// Units accepted so far (flash sale; equals `claims` for a red packet).
+    pub sold: u64,
+    /// Cents handed out so far (red packet).
+    pub cents: u64,
+    /// The campaign's end as the store knows it (moves earlier when it is closed).
+    pub ends_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Scheduled,
+    Active,
+    SoldOut,
+    Ended,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Active => "active",
+            CampaignStatus::SoldOut => "sold_out",
+            CampaignStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scheduled" => Some(CampaignStatus::Scheduled),
+            "active" => Some(CampaignStatus::Active),
+            "sold_out" => Some(CampaignStatus::SoldOut),
+            "ended" => Some(CampaignStatus::Ended),
+            _ => None,
+        }
+    }
+}
+
+impl Campaign {
+    /// The status at `now_ms`: ended wins over sold out, which wins over active.
+    pub fn status(&self, now_ms: i64, remaining: u64) -> CampaignStatus {
+        if now_ms >= self.ends_at_ms {
+            CampaignStatus::Ended
+        } else if remaining == 0 {
+            CampaignStatus::SoldOut
+        } else if now_ms < self.starts_at_ms {
+            CampaignStatus::Scheduled
+        } else {
+            CampaignStatus::Active
+        }
+    }
+}
+
+/// A creation request as it arrives (`POST /v1/campaigns`), before validation.
+/// Numbers are taken as `i64` so that a negative value gets a message naming its field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub kind: String,
+    pub name: String,
+    pub stock: Option<i64>,
+    pub per_user_limit: Option<i64>,
+    pub price_cents: Option<i64>,
+    pub total_cents: Option<i64>,
+    pub count: Option<i64>,
+    pub min_cents: Option<i64>,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+}
+
+/// A creation request that passed every rule; `id` and `created_at` come from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidCampaign {
+    pub kind: CampaignKind,
+    pub name: String,
+    pub total: u64,
+    pub per_user_limit: u64,
+    pub price_cents: u64,
+    pub total_cents: u64,
+    pub min_cents: u64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+}
+
+fn invalid(msg: impl Into<String>) -> EngineError {
+    EngineError::Invalid(msg.into())
+}
+
+fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<u64> {
+    if v < lo || v > hi {
+        return Err(invalid(format!("{field} must be between {lo} and {hi}")));
+    }
+    Ok(v as u64)
+}
+
+fn not_for(field: &str, v: &Option<i64>, kind: CampaignKind) -> Result<()> {
+    match v {
+        Some(_) => Err(invalid(format!(
+            "{field} does not apply to a {} campaign",
+            kind.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn time_field(field: &str, v: &Option<String>) -> Result<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(s) => clock::parse_rfc3339(s)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{field} must be an RFC 3339 time"))),
+    }
+}
+
+impl NewCampaign {
+    /// Applies the contract's rules and defaults; `now_ms` is the default start.
+    pub fn validate(&self, now_ms: i64) -> Result<ValidCampaign> {
+        let kind = CampaignKind::parse(&self.kind)
+            .ok_or_else(|| invalid("kind must be flash_sale or red_packet"))?;
+        let name = self.name.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > 200 {
+            return Err(invalid("name must be 1 to 200 characters"));
+        }
+        let starts_at_ms = time_field("starts_at", &self.starts_at)?.unwrap_or(now_ms);
+        let ends_at_ms = time_field("ends_at", &self.ends_at)?
+            .unwrap_or(starts_at_ms.saturating_add(DEFAULT_DURATION_MS));
+        if ends_at_ms <= starts_at_ms {
+            return Err(invalid("ends_at must be after starts_at"));
+        }
+        let base = ValidCampaign {
+            kind,
+            name: name.to_string(),
+            total: 0,
+            per_user_limit: 1,
+            price_cents: 0,
+            total_cents: 0,
+            min_cents: 0,
+            starts_at_ms,
+            ends_at_ms,
+        };
+        match kind {
+            CampaignKind::FlashSale => {
+                not_for("total_cents", &self.total_cents, kind)?;
+                not_for("count", &self.count, kind)?;
+                not_for("min_cents", &self.min_cents, kind)?;
+                let stock = self.stock.ok_or_else(|| invalid("stock is required"))?;
+                Ok(ValidCampaign {
+                    total: in_range("stock", stock, 1, MAX_STOCK)?,
+                    per_user_limit: in_range(
+                        "per_user_limit",
+                        self.per_user_limit.unwrap_or(1),
+                        1,
+                        MAX_PER_USER_LIMIT,
+                    )?,
+                    price_cents: in_range(
+                        "price_cents",
+                        self.price_cents.unwrap_or(0),
+                        0,
+                        i64::MAX,
+                    )?,
+                    ..base
+                })
+            }
+            CampaignKind::RedPacket => {
+                not_for("stock", &self.stock, kind)?;
+                not_for("per_user_limit", &self.per_user_limit, kind)?;
+                not_for("price_cents", &self.price_cents, kind)?;
+                let count = self.count.ok_or_else(|| invalid("count is required"))?;
+                let count = in_range("count", count, 1, MAX_PACKET_COUNT)?;
+                let min_cents =
+                    in_range("min_cents", self.min_cents.unwrap_or(1), 1, MAX_TOTAL_CENTS)?;
+                let total_cents = self
+                    .total_cents
+                    .ok_or_else(|| invalid("total_cents is required"))?;
+                let floor = (count as i64).saturating_mul(min_cents as i64);
+                if floor > MAX_TOTAL_CENTS {
+                    return Err(invalid("count * min_cents must not exceed 10^12"));
+                }
+                let total_cents = in_range("total_cents", total_cents, floor, MAX_TOTAL_CENTS)?;
+                Ok(ValidCampaign {
+                    total: count,
+                    total_cents,
+                    min_cents,
+                    ..base
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flash() -> NewCampaign {
+        NewCampaign {
+            kind: "flash_sale".into(),
+            name: "Phone".into(),
+            stock: Some(10),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_flash_sale_gets_the_contract_defaults() {
+        let v = flash().validate(1_000).expect("valid");
+        assert_eq!(v.per_user_limit, 1);
+        assert_eq!(v.price_cents, 0);
+        assert_eq!(v.starts_at_ms, 1_000);
+        assert_eq!(v.ends_at_ms, 1_000 + DEFAULT_DURATION_MS);
+    }
+
+    #[test]
+    fn each_broken_rule_names_its_field() {
+        let cases: Vec<(NewCampaign, &str)> = vec![
+            (
+                NewCampaign {
+                    stock: Some(0),
+                    ..flash()
+                },
+                "stock",
+            ),
+            (
+                NewCampaign {
+                    stock: Some(MAX_STOCK + 1),
+                    ..flash()
+                },
+                "stock",
+            ),
+            (
+                NewCampaign {
+                    stock: None,
+                    ..flash()
+                },
+                "stock",
+            ),
+            (
+                NewCampaign {
+                    per_user_limit: Some(1001),
+                    ..flash()
+                },
+                "per_user_limit",
+            ),
+            (
+                NewCampaign {
+                    price_cents: Some(-1),
+                    ..flash()
+                },
+                "price_cents",
+            ),
+            (
+                NewCampaign {
+                    name: "".into(),
+                    ..flash()
+                },
+                "name",
+            ),
+            (
+                NewCampaign {
+                    name: "x".repeat(201),
+                    ..flash()
+                },
+                "name",
+            ),
+            (
+                NewCampaign {
+                    kind: "auction".into(),
+                    ..flash()
+                },
+                "kind",
+            ),
+            (
+                NewCampaign {
+                    starts_at: Some("yesterday".into()),
+                    ..flash()
+                },
+                "starts_at",
+            ),
+            (
+                NewCampaign {
+                    starts_at: Some("2026-11-22T20:00:00Z".into()),
+                    ends_at: Some("2026-11-22T20:00:00Z".into()),
+                    ..flash()
+                },
+                "ends_at",
+            ),
+            (
+                NewCampaign {
+                    count: Some(3),
+                    ..flash()
+                },
+                "count",
+            ),
+            (
+                NewCampaign {
+                    kind: "red_packet".into(),
+                    total_cents: Some(99),
+                    count: Some(100),
+                    stock: None,
+                    ..flash()
+                },
+                "total_cents",
+            ),
+            (
+                NewCampaign {
+                    kind: "red_packet".into(),
+                    total_cents: Some(1000),
+                    count: Some(MAX_PACKET_COUNT + 1),
+                    stock: None,
+                    ..flash()
+                },
+                "count",
+            ),
+        ];
+        for (req, field) in cases {
+            match req.validate(0) {
+                Err(EngineError::Invalid(msg)) => {
+                    assert!(msg.contains(field), "{msg} should name {field}")
+                }
+                other => panic!("{req:?} should be invalid, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn status_prefers_ended_then_sold_out() {
+        let c = Campaign {
+            id: 1,
+            kind: CampaignKind::FlashSale,
+            name: "x".into(),
+            total: 5,
+            per_user_limit: 1,
+            price_cents: 0,
+            total_cents: 0,
+            min_cents: 0,
+            split_seed: 0,
+            starts_at_ms: 100,
+            ends_at_ms: 200,
+            created_at_ms: 0,
+        };
+        assert_eq!(c.status(50, 5), CampaignStatus::Scheduled);
+        assert_eq!(c.status(150, 5), CampaignStatus::Active);
+        assert_eq!(c.status(150, 0), CampaignStatus::SoldOut);
+        assert_eq!(c.status(200, 0), CampaignStatus::Ended);
+    }
+}

@@ -1,0 +1,72 @@
+//! Claims: what a user asks for, what the atomic claim step answers, and the event
+//! it enqueues for the workers (the same record becomes the database row).
+
+use serde::{Deserialize, Serialize};
+
+/// One user's request to claim from a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub user_id: String,
+    /// Units wanted (flash sale); always 1 for a red packet.
+    pub quantity: u64,
+}
+
+/// An accepted claim. It travels the queue as the claim event and is the database row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// `c{campaign}-{sequence}`, the sequence zero-padded to 10 digits so that string
+    /// order is acceptance order (the admin export pages in this order).
+    pub id: String,
+    pub campaign_id: u64,
+    pub user_id: String,
+    /// Units (flash sale); 1 for a red packet.
+    pub quantity: u64,
+    /// The packet's amount (red packet); 0 for a flash sale.
+    pub amount_cents: u64,
+    /// The packet's index in the split (red packet); -1 for a flash sale.
+    pub packet_idx: i64,
+    pub accepted_at_ms: i64,
+}
+
+/// Formats a claim id; see [`Claim::id`].
+pub fn claim_id(campaign_id: u64, seq: u64) -> String {
+    format!("c{campaign_id}-{seq:010}")
+}
+
+/// The sequence number inside a claim id, if it is one of ours.
+pub fn claim_seq(id: &str) -> Option<u64> {
+    id.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
+}
+
+/// What the atomic claim step decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// A new claim, deducted and enqueued.
+    Accepted(Claim),
+    /// The user already holds the per-user limit; their latest claim.
+    AlreadyClaimed(Claim),
+    SoldOut,
+    NotStarted,
+    Ended,
+    /// The quantity is more than the user may still take (`may_take` units).
+    OverLimit {
+        may_take: u64,
+    },
+    /// The store holds no live state for the campaign (unknown, or lost).
+    Missing,
+}
+
+impl ClaimOutcome {
+    /// The label of the `stampede_claims_total{outcome}` metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClaimOutcome::Accepted(_) => "accepted",
+            ClaimOutcome::AlreadyClaimed(_) => "already_claimed",
+            ClaimOutcome::SoldOut => "sold_out",
+            ClaimOutcome::NotStarted => "not_started",
+            ClaimOutcome::Ended => "ended",
+            ClaimOutcome::OverLimit { .. } => "rejected",
+            ClaimOutcome::Missing => "unavailable",
+        }
+    }
+}

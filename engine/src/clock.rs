@@ -1,0 +1,25 @@
+//! Wall-clock time in unix milliseconds, the one unit the engine passes around for
+//! instants (scripts, events and database rows all use it, so no time-zone handling
+//! is needed anywhere on the claim path).
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Milliseconds since the unix epoch, now.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 in UTC with millisecond precision, the contract's time format.
+pub fn to_rfc3339(ms: i64) -> String {
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => String::from("1970-01-01T00:00:00.000Z"),
+    }
+}
+
+/// Parses an RFC 3339 time into unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+}

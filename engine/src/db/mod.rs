@@ -1,0 +1,292 @@
+//! The database: the source of truth for campaigns and persisted claims.
+//!
+//! PostgreSQL in production, SQLite embedded. Both schemas keep instants as unix
+//! milliseconds, so every query but the batched claim insert has one text that both
+//! run: [`on_pool!`] dispatches it to whichever pool is open. The insert differs:
+//! PostgreSQL takes a batch as arrays through `UNNEST` in one statement, SQLite as
+//! multi-row `VALUES`. Both are `ON CONFLICT DO NOTHING`, so a redelivered event is a
+//! no-op: the queue is at-least-once, the table exactly-once.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, QueryBuilder, SqlitePool};
+
+use crate::campaign::{Campaign, ValidCampaign};
+use crate::claim::Claim;
+use crate::error::Result;
+use rows::{CampaignRow, ClaimRow};
+
+/// Runs the same expression against whichever pool is open.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Database::Postgres($pool) => $body,
+            Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
+const CLAIM_COLUMNS: &str =
+    "campaign_id, claim_id, user_id, quantity, amount_cents, packet_idx, accepted_at_ms";
+
+#[derive(Clone, Debug)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Rows of SQLite's multi-row insert per statement: 8 values a row stays far under
+/// SQLite's 32,766 bound variables.
+const SQLITE_ROWS_PER_STATEMENT: usize = 1_000;
+
+impl Database {
+    /// Opens a pool for a `postgres://` or `sqlite://` URL; `max_connections` bounds it.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Database> {
+        let acquire = Duration::from_secs(3);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(opts);
+            Ok(Database::Postgres(pool))
+        } else {
+            // WAL lets readers run beside the one writer; NORMAL sync is durable across
+            // process crashes (an OS crash may lose the last transactions).
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(opts)
+                .await?;
+            Ok(Database::Sqlite(pool))
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    /// Applies the migrations of this database's kind.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Database::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+            Database::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    pub async fn insert_campaign(
+        &self,
+        c: &ValidCampaign,
+        split_seed: u64,
+        now_ms: i64,
+    ) -> Result<Campaign> {
+        let sql =
+            "INSERT INTO campaigns (kind, name, total, per_user_limit, price_cents, total_cents, \
+                   min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *";
+        let row: CampaignRow = on_pool!(self, p => sqlx::query_as(sql)
+            .bind(c.kind.as_str())
+            .bind(&c.name)
+            .bind(c.total as i64)
+            .bind(c.per_user_limit as i64)
+            .bind(c.price_cents as i64)
+            .bind(c.total_cents as i64)
+            .bind(c.min_cents as i64)
+            .bind(split_seed as i64)
+            .bind(c.starts_at_ms)
+            .bind(c.ends_at_ms)
+            .bind(now_ms)
+            .fetch_one(p)
+            .await)?;
+        row.into_campaign()
+    }
+
+    pub async fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
+        let row: Option<CampaignRow> = on_pool!(self, p => sqlx::query_as("SELECT * FROM campaigns WHERE id = $1")
+            .bind(id as i64)
+            .fetch_optional(p)
+            .await)?;
+        row.map(CampaignRow::into_campaign).transpose()
+    }
+
+    /// Campaigns whose end is after `ends_after_ms`, newest first, at most `limit`.
+    pub async fn campaigns(&self, ends_after_ms: i64, limit: i64) -> Result<Vec<Campaign>> {
+        let rows: Vec<CampaignRow> = on_pool!(self, p => sqlx::query_as(
+                "SELECT * FROM campaigns WHERE ends_at_ms > $1 ORDER BY id DESC LIMIT $2")
+            .bind(ends_after_ms)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(CampaignRow::into_campaign).collect()
+    }
+
+    /// Moves a campaign's end to `ends_at_ms` unless it already ends earlier.
+    pub async fn close_campaign(&self, id: u64, ends_at_ms: i64) -> Result<()> {
+        on_pool!(self, p => sqlx::query("UPDATE campaigns SET ends_at_ms = $2 WHERE id = $1 AND ends_at_ms > $2")
+            .bind(id as i64)
+            .bind(ends_at_ms)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Writes a batch of claims in ONE transaction, skipping any already written.
+    /// Returns how many rows were new.
+    pub async fn persist_claims(&self, claims: &[Claim], now_ms: i64) -> Result<u64> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Database::Postgres(p) => {
+                let sql = format!(
+                    "INSERT INTO claims ({CLAIM_COLUMNS}, persisted_at_ms) \
+                     SELECT *, $8 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+                     $5::bigint[], $6::bigint[], $7::bigint[]) ON CONFLICT DO NOTHING"
+                );
+                let col = |f: fn(&Claim) -> i64| claims.iter().map(f).collect::<Vec<i64>>();
+                let text = |f: fn(&Claim) -> &str| {
+                    claims
+                        .iter()
+                        .map(|c| f(c).to_string())
+                        .collect::<Vec<String>>()
+                };
+                let done = sqlx::query(&sql)
+                    .bind(col(|c| c.campaign_id as i64))
+                    .bind(text(|c| &c.id))
+                    .bind(text(|c| &c.user_id))
+                    .bind(col(|c| c.quantity as i64))
+                    .bind(col(|c| c.amount_cents as i64))
+                    .bind(col(|c| c.packet_idx))
+                    .bind(col(|c| c.accepted_at_ms))
+                    .bind(now_ms)
+                    .execute(p)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+            Database::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                let mut inserted = 0;
+                for chunk in claims.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::new(format!(
+                        "INSERT INTO claims ({CLAIM_COLUMNS}, persisted_at_ms) "
+                    ));
+                    q.push_values(chunk, |mut row, c| {
+                        row.push_bind(c.campaign_id as i64)
+                            .push_bind(&c.id)
+                            .push_bind(&c.user_id)
+                            .push_bind(c.quantity as i64)
+                            .push_bind(c.amount_cents as i64)
+                            .push_bind(c.packet_idx)
+                            .push_bind(c.accepted_at_ms)
+                            .push_bind(now_ms);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+        }
+    }
+
+    pub async fn persisted_count(&self, campaign_id: u64) -> Result<u64> {
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM claims WHERE campaign_id = $1")
+            .bind(campaign_id as i64)
+            .fetch_one(p)
+            .await)?;
+        Ok(n as u64)
+    }
+
+    pub async fn claim_exists(&self, campaign_id: u64, claim_id: &str) -> Result<bool> {
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM claims WHERE campaign_id = $1 AND claim_id = $2")
+            .bind(campaign_id as i64)
+            .bind(claim_id)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// A campaign's persisted claims after `after` in claim-id order, at most `limit`
+    /// (the admin export; the rebuild reads them all).
+    pub async fn campaign_claims(
+        &self,
+        campaign_id: u64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Claim>> {
+        let sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND claim_id > $2 ORDER BY claim_id LIMIT $3"
+        );
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(campaign_id as i64)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(ClaimRow::into_claim).collect())
+    }
+
+    /// A user's persisted claims in one campaign, in claim-id order.
+    pub async fn user_campaign_claims(
+        &self,
+        campaign_id: u64,
+        user_id: &str,
+    ) -> Result<Vec<Claim>> {
+        let sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND user_id = $2 ORDER BY claim_id LIMIT 1000"
+        );
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(campaign_id as i64)
+            .bind(user_id)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(ClaimRow::into_claim).collect())
+    }
+
+    /// A user's persisted claims across campaigns, newest first, strictly before the
+    /// position `(accepted_at_ms, claim_id)` when given.
+    pub async fn user_claims(
+        &self,
+        user_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Claim>> {
+        let (ms, id) = before.unwrap_or((i64::MAX, ""));
+        let sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE user_id = $1 \
+             AND (accepted_at_ms < $2 OR (accepted_at_ms = $2 AND claim_id < $3) OR $4) \
+             ORDER BY accepted_at_ms DESC, claim_id DESC LIMIT $5"
+        );
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(ms)
+            .bind(id)
+            .bind(before.is_none())
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(ClaimRow::into_claim).collect())
+    }
+}

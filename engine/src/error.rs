@@ -1,0 +1,49 @@
+//! The engine's error type. Variants say what kind of failure happened so the api can
+//! map each to the contract's status; the `Display` text of infrastructure variants
+//! is for logs only and never reaches a client.
+
+use thiserror::Error;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// Input that breaks a rule of the contract; the message names the field and is
+    /// safe to show to the client.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    /// The store does not hold this campaign's live state although the database has
+    /// the campaign: the store lost its data and needs a rebuild.
+    #[error("campaign {0} has no live state in the store")]
+    StateMissing(u64),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("queue: {0}")]
+    Queue(String),
+}
+
+impl From<redis::RedisError> for EngineError {
+    fn from(e: redis::RedisError) -> Self {
+        EngineError::Store(e.to_string())
+    }
+}
+
+impl EngineError {
+    /// True when the failure is a dependency being down or slow (the api answers 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(_)
+                | EngineError::Database(_)
+                | EngineError::Migrate(_)
+                | EngineError::Queue(_)
+                | EngineError::StateMissing(_)
+        )
+    }
+}

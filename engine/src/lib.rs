@@ -1,0 +1,30 @@
+//! Stampede's engine: everything between an HTTP request and a database row.
+//!
+//! The claim path, in the order a request travels it:
+//!
+//! - [`auth`] verifies the caller (HS256 user JWTs, the admin token).
+//! - [`service::Engine::claim`] hands the claim to the [`store`]: ONE atomic step
+//!   (a Lua script in Redis, one critical section in the in-process store) checks the
+//!   time window, the per-user limit and the stock, deducts, records the user and
+//!   enqueues a [`claim::ClaimEvent`] on the [`queue`].
+//! - The worker crate drains the [`queue`] into the [`db`] in idempotent batches.
+//!
+//! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
+//! (the split done at creation), [`rebuild`] (live state recomputed from the database),
+//! [`error`] (the engine's error type), [`clock`].
+
+pub mod auth;
+pub mod campaign;
+pub mod claim;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod queue;
+pub mod rebuild;
+pub mod red_packet;
+pub mod service;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{EngineError, Result};

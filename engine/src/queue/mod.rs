@@ -1,0 +1,52 @@
+//! The queue of accepted claims, between the store's claim step and the workers.
+//!
+//! At-least-once: a consumer takes a batch, the worker writes it to the database in one
+//! idempotent transaction, and only then acknowledges it. A consumer that dies holding
+//! a batch leaves it pending; another one reclaims it after `min_idle`.
+//!
+//! [`redis::RedisQueue`] is Redis Streams with one consumer group; [`memory::MemoryQueue`]
+//! is the embedded mode's in-process channel (nothing to reclaim: a consumer lives as
+//! long as the process that holds the queue).
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::claim::Claim;
+use crate::error::Result;
+
+/// One claim event handed to a consumer, with what it takes to acknowledge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The queue's own id of the entry (a stream entry id in Redis).
+    pub entry_id: String,
+    pub claim: Claim,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// A consumer for one worker task. `name` must be unique among live consumers.
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>>;
+
+    /// Claim events of the campaign accepted but not yet acknowledged.
+    async fn backlog(&self, campaign_id: u64) -> Result<u64>;
+
+    /// Events of the campaign that could not be processed and were set aside.
+    async fn dead_letters(&self, campaign_id: u64) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait Consumer: Send {
+    /// Up to `max` new events, waiting at most `block` for the first.
+    async fn fetch(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>>;
+
+    /// Up to `max` events that another consumer took and has not acknowledged for
+    /// at least `min_idle`; they now belong to this consumer.
+    async fn reclaim(&mut self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>>;
+
+    /// Acknowledges a batch after its transaction committed.
+    async fn ack(&mut self, batch: &[Delivery]) -> Result<()>;
+}

@@ -1,0 +1,274 @@
+//! The Redis Streams queue.
+//!
+//! Design: the claim script `XADD`s each accepted claim to its campaign's stream
+//! (`{c:ID}:claims`, in the campaign's slot). All workers share one consumer group.
+//! A consumer reads new entries with `XREADGROUP ... >`: they enter the group's
+//! pending-entry list (PEL) under its name and stay there until `lua/ack.lua`
+//! acknowledges and deletes them, after the database transaction commits. If the
+//! consumer dies, its entries stay pending; any consumer's periodic `XAUTOCLAIM` takes
+//! over those idle longer than `min_idle`. Deleting acknowledged entries keeps each
+//! stream's length equal to its campaign's unpersisted backlog.
+//!
+//! Each consumer has its own connection: `XREADGROUP BLOCK` holds a connection while
+//! it waits, which would stall everything pipelined behind it on a shared one.
+//! Streams are discovered from the `stampede:streams` set, re-read every second.
+//! An entry that cannot be parsed is moved to the campaign's dead-letter stream
+//! (`{c:ID}:dead`) so it cannot block the rest.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, Script};
+
+use super::{Consumer, Delivery, Queue};
+use crate::claim::Claim;
+use crate::error::Result;
+use crate::store::keys;
+
+/// The ack script, embedded at build time.
+pub const ACK_LUA: &str = include_str!("../../../lua/ack.lua");
+
+/// How often a consumer re-reads the set of streams.
+const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
+
+/// The dead-letter stream of a campaign.
+pub fn dead_letter_key(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:dead")
+}
+
+pub struct RedisQueue {
+    url: String,
+    /// Bounds every call except the blocking read (which adds its block time).
+    timeout: Duration,
+    /// For the non-blocking calls: backlog and dead-letter counts.
+    conn: ConnectionManager,
+}
+
+impl RedisQueue {
+    pub fn new(url: &str, timeout: Duration, conn: ConnectionManager) -> Self {
+        RedisQueue {
+            url: url.to_string(),
+            timeout,
+            conn,
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>> {
+        // The blocking read waits up to its block time, so its connection allows more.
+        let conn =
+            crate::store::redis::connect(&self.url, self.timeout + Duration::from_secs(5)).await?;
+        Ok(Box::new(RedisConsumer {
+            name: name.to_string(),
+            conn,
+            ack: Script::new(ACK_LUA),
+            streams: Vec::new(),
+            discovered: None,
+        }))
+    }
+
+    async fn backlog(&self, campaign_id: u64) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        Ok(conn.xlen(keys::stream(campaign_id)).await?)
+    }
+
+    async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        Ok(conn.xlen(dead_letter_key(campaign_id)).await?)
+    }
+}
+
+struct RedisConsumer {
+    name: String,
+    conn: ConnectionManager,
+    ack: Script,
+    /// The stream keys this consumer reads, refreshed every [`DISCOVERY_EVERY`].
+    streams: Vec<String>,
+    discovered: Option<Instant>,
+}
+
+impl RedisConsumer {
+    async fn discover(&mut self) -> Result<()> {
+        if self
+            .discovered
+            .is_some_and(|t| t.elapsed() < DISCOVERY_EVERY)
+        {
+            return Ok(());
+        }
+        let mut streams: Vec<String> = self.conn.smembers(keys::STREAMS).await?;
+        streams.sort();
+        self.streams = streams;
+        self.discovered = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Turns stream entries into deliveries; unparseable ones go to the dead letters.
+    async fn deliveries(&mut self, stream: &str, ids: Vec<StreamId>) -> Result<Vec<Delivery>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut poison = Vec::new();
+        for entry in ids {
+            match parse_entry(&entry) {
+                Some(claim) => out.push(Delivery {
+                    entry_id: entry.id,
+                    claim,
+                }),
+                None => poison.push(entry),
+            }
+        }
+        if !poison.is_empty() {
+            let campaign_id = keys::stream_campaign(stream).unwrap_or(0);
+            for entry in &poison {
+                tracing::error!(stream, entry = %entry.id, "unparseable claim event moved to the dead letters");
+                let fields: Vec<(String, String)> = entry
+                    .map
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let mut fields = fields;
+                fields.push(("entry".into(), entry.id.clone()));
+                let _: String = self
+                    .conn
+                    .xadd(dead_letter_key(campaign_id), "*", &fields)
+                    .await?;
+            }
+            let ids: Vec<&str> = poison.iter().map(|e| e.id.as_str()).collect();
+            self.ack_ids(stream, &ids).await?;
+        }
+        Ok(out)
+    }
+
+    async fn ack_ids(&mut self, stream: &str, ids: &[&str]) -> Result<()> {
+        let mut inv = self.ack.prepare_invoke();
+        inv.key(stream).arg(keys::GROUP);
+        for id in ids {
+            inv.arg(*id);
+        }
+        let _: i64 = inv.invoke_async(&mut self.conn).await?;
+        Ok(())
+    }
+
+    async fn ensure_groups(&mut self) -> Result<()> {
+        for s in self.streams.clone() {
+            let r: redis::RedisResult<()> =
+                self.conn.xgroup_create_mkstream(&s, keys::GROUP, "0").await;
+            if let Err(e) = r {
+                if e.code() != Some("BUSYGROUP") {
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_entry(e: &StreamId) -> Option<Claim> {
+    Some(Claim {
+        id: e.get("id")?,
+        campaign_id: e.get("c")?,
+        user_id: e.get("u")?,
+        quantity: e.get("q")?,
+        amount_cents: e.get("a")?,
+        packet_idx: e.get("p")?,
+        accepted_at_ms: e.get("t")?,
+    })
+}
+
+#[async_trait]
+impl Consumer for RedisConsumer {
+    async fn fetch(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>> {
+        self.discover().await?;
+        if self.streams.is_empty() {
+            tokio::time::sleep(block).await;
+            return Ok(Vec::new());
+        }
+        let opts = StreamReadOptions::default()
+            .group(keys::GROUP, &self.name)
+            .count(max)
+            .block(block.as_millis() as usize);
+        let ids: Vec<&str> = self.streams.iter().map(|_| ">").collect();
+        let reply: redis::RedisResult<Option<StreamReadReply>> =
+            self.conn.xread_options(&self.streams, &ids, &opts).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                // A stream lost its group (Redis lost its data): recreate and read next time.
+                self.ensure_groups().await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            let mut batch = self.deliveries(&key.key, key.ids).await?;
+            out.append(&mut batch);
+        }
+        Ok(out)
+    }
+
+    async fn reclaim(&mut self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>> {
+        self.discover().await?;
+        let mut out = Vec::new();
+        for stream in self.streams.clone() {
+            let mut start = String::from("0-0");
+            loop {
+                let left = max.saturating_sub(out.len());
+                if left == 0 {
+                    return Ok(out);
+                }
+                let opts = StreamAutoClaimOptions::default().count(left);
+                let reply: redis::RedisResult<redis::streams::StreamAutoClaimReply> = self
+                    .conn
+                    .xautoclaim_options(
+                        &stream,
+                        keys::GROUP,
+                        &self.name,
+                        min_idle.as_millis() as u64,
+                        &start,
+                        opts,
+                    )
+                    .await;
+                let reply = match reply {
+                    Ok(r) => r,
+                    Err(e) if e.code() == Some("NOGROUP") => break,
+                    Err(e) => return Err(e.into()),
+                };
+                if !reply.claimed.is_empty() {
+                    tracing::warn!(stream, n = reply.claimed.len(), consumer = %self.name, "reclaimed pending claim events");
+                }
+                let mut batch = self.deliveries(&stream, reply.claimed).await?;
+                out.append(&mut batch);
+                if reply.next_stream_id == "0-0" {
+                    break;
+                }
+                start = reply.next_stream_id;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, batch: &[Delivery]) -> Result<()> {
+        // Group by stream: a batch may span campaigns.
+        let mut by_stream: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+        for d in batch {
+            by_stream
+                .entry(keys::stream(d.claim.campaign_id))
+                .or_default()
+                .push(d.entry_id.as_str());
+        }
+        for (stream, ids) in by_stream {
+            for chunk in ids.chunks(1_000) {
+                self.ack_ids(&stream, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+}

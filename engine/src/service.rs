@@ -1,0 +1,250 @@
+//! [`Engine`]: the operations the api and the binary perform, over a store, a queue
+//! and a database. It holds no request state; many api instances can share one store
+//! and one database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rand::RngCore;
+
+use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
+use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
+use crate::clock::now_ms;
+use crate::db::Database;
+use crate::error::{EngineError, Result};
+use crate::queue::Queue;
+use crate::rebuild;
+use crate::store::Store;
+
+/// How many claims the rebuild reads per query.
+const REBUILD_PAGE: i64 = 10_000;
+
+/// The admin stats of a campaign (contract: `GET /v1/admin/campaigns/{id}/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CampaignStats {
+    pub campaign_id: u64,
+    pub accepted_claims: u64,
+    pub accepted_quantity: u64,
+    pub persisted_claims: u64,
+    pub remaining: u64,
+    pub queue_backlog: u64,
+    pub dead_letters: u64,
+    pub claimed_cents: u64,
+}
+
+/// A claim as a user sees it, with whether its row is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimView {
+    pub claim: Claim,
+    pub persisted: bool,
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub db: Database,
+    /// Campaign rows by id. A campaign's row never changes after creation except its
+    /// end (close), and the store enforces the live end, so a cached row is safe to
+    /// use for the claim path; `close` refreshes this instance's copy.
+    campaigns: RwLock<HashMap<u64, Arc<Campaign>>>,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, db: Database) -> Self {
+        Engine {
+            store,
+            queue,
+            db,
+            campaigns: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Validates and creates a campaign: the database row first (the source of truth),
+    /// then its live state in the store.
+    pub async fn create_campaign(
+        &self,
+        req: &NewCampaign,
+    ) -> Result<(Arc<Campaign>, LiveCounters)> {
+        let now = now_ms();
+        let valid = req.validate(now)?;
+        let seed = match valid.kind {
+            CampaignKind::RedPacket => rand::rng().next_u64() >> 1,
+            CampaignKind::FlashSale => 0,
+        };
+        let campaign = Arc::new(self.db.insert_campaign(&valid, seed, now).await?);
+        let state = rebuild::live_state(&campaign, &[]);
+        self.store.load(&state).await?;
+        self.campaigns.write().insert(campaign.id, campaign.clone());
+        Ok((campaign, state.counters))
+    }
+
+    /// The campaign's row, from this instance's cache or the database.
+    pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
+        if let Some(c) = self.campaigns.read().get(&id) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.db.campaign(id).await?.ok_or(EngineError::NotFound)?);
+        self.campaigns.write().insert(id, c.clone());
+        Ok(c)
+    }
+
+    /// The campaign with its live counters; `StateMissing` when the store lost them.
+    pub async fn campaign_live(&self, id: u64) -> Result<(Arc<Campaign>, LiveCounters)> {
+        let c = self.campaign(id).await?;
+        let counters = self
+            .store
+            .counters(id)
+            .await?
+            .ok_or(EngineError::StateMissing(id))?;
+        Ok((c, counters))
+    }
+
+    /// Campaigns not yet ended, newest first, with their live counters.
+    pub async fn campaigns(&self, limit: i64) -> Result<Vec<(Arc<Campaign>, LiveCounters)>> {
+        let rows = self.db.campaigns(now_ms(), limit).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for c in rows {
+            let c = Arc::new(c);
+            if let Some(counters) = self.store.counters(c.id).await? {
+                out.push((c, counters));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the campaign now: the database first, then the store.
+    pub async fn close(&self, id: u64) -> Result<(Arc<Campaign>, LiveCounters)> {
+        self.campaign(id).await?;
+        let now = now_ms();
+        self.db.close_campaign(id, now).await?;
+        self.store.close(id, now).await?;
+        self.campaigns.write().remove(&id);
+        self.campaign_live(id).await
+    }
+
+    /// The atomic claim step for one user. `quantity` is `None` when the request gave
+    /// none (a red packet must not give one).
+    pub async fn claim(
+        &self,
+        campaign_id: u64,
+        user_id: &str,
+        quantity: Option<u64>,
+    ) -> Result<ClaimOutcome> {
+        let c = self.campaign(campaign_id).await?;
+        let quantity = match (c.kind, quantity) {
+            (CampaignKind::RedPacket, Some(_)) => {
+                return Err(EngineError::Invalid(
+                    "quantity does not apply to a red packet".into(),
+                ))
+            }
+            (_, None) => 1,
+            (_, Some(0)) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
+            (_, Some(q)) => q,
+        };
+        let outcome = self
+            .store
+            .claim(
+                campaign_id,
+                now_ms(),
+                ClaimRequest {
+                    user_id: user_id.to_string(),
+                    quantity,
+                },
+            )
+            .await?;
+        if outcome == ClaimOutcome::Missing {
+            return Err(EngineError::StateMissing(campaign_id));
+        }
+        Ok(outcome)
+    }
+
+    /// Whether a claim's row is committed. A database that does not answer counts as
+    /// "not yet": the reply must not fail because the database is down.
+    pub async fn persisted(&self, claim: &Claim) -> bool {
+        self.db
+            .claim_exists(claim.campaign_id, &claim.id)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// The user's claims in a campaign: the persisted ones, plus the latest one from
+    /// the store when it is not persisted yet.
+    pub async fn user_campaign_claims(
+        &self,
+        campaign_id: u64,
+        user_id: &str,
+    ) -> Result<Vec<ClaimView>> {
+        self.campaign(campaign_id).await?;
+        let mut out: Vec<ClaimView> = self
+            .db
+            .user_campaign_claims(campaign_id, user_id)
+            .await?
+            .into_iter()
+            .map(|claim| ClaimView {
+                claim,
+                persisted: true,
+            })
+            .collect();
+        if let Some(rec) = self.store.user_record(campaign_id, user_id).await? {
+            if !out.iter().any(|v| v.claim.id == rec.last.id) {
+                out.push(ClaimView {
+                    claim: rec.last,
+                    persisted: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn stats(&self, id: u64) -> Result<CampaignStats> {
+        let (_, k) = self.campaign_live(id).await?;
+        Ok(CampaignStats {
+            campaign_id: id,
+            accepted_claims: k.claims,
+            accepted_quantity: k.sold,
+            persisted_claims: self.db.persisted_count(id).await?,
+            remaining: k.remaining,
+            queue_backlog: self.queue.backlog(id).await?,
+            dead_letters: self.queue.dead_letters(id).await?,
+            claimed_cents: k.cents,
+        })
+    }
+
+    /// Reloads the campaign's live state from the database. Refused while claim events
+    /// of the campaign still wait in the queue: they are not in the database yet, so
+    /// a rebuild would hand their stock out again.
+    pub async fn rebuild(&self, id: u64) -> Result<(u64, u64)> {
+        let c = self.campaign(id).await?;
+        let backlog = self.queue.backlog(id).await?;
+        if backlog > 0 {
+            return Err(EngineError::Queue(format!(
+                "campaign {id} has {backlog} unpersisted claim events; rebuild after they drain"
+            )));
+        }
+        let mut claims = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.db.campaign_claims(id, &after, REBUILD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id.clone();
+            claims.extend(page);
+        }
+        let state = rebuild::live_state(&c, &claims);
+        self.store.load(&state).await?;
+        Ok((claims.len() as u64, state.counters.remaining))
+    }
+
+    /// Rebuilds every campaign that has not ended and whose live state the store lacks
+    /// (the embedded engine at start-up: its in-process store starts empty).
+    pub async fn restore_missing(&self) -> Result<usize> {
+        let mut restored = 0;
+        for c in self.db.campaigns(now_ms(), i64::MAX).await? {
+            if self.store.counters(c.id).await?.is_none() {
+                self.rebuild(c.id).await?;
+                restored += 1;
+            }
+        }
+        Ok(restored)
+    }
+}

@@ -1,0 +1,49 @@
+//! Every Redis key Stampede uses, in one place.
+//!
+//! A campaign's keys all carry its hash tag `{c:ID}`, so the claim script's keys share
+//! one slot and Redis Cluster runs it unchanged. The only key without a campaign tag is
+//! the registry of claim streams the workers read.
+
+/// Hash: the campaign's rules and live counters. Fields: `kind` (`f` flash sale, `r`
+/// red packet), `limit`, `starts`, `ends` (unix ms), `remaining`, `claims`, `sold`,
+/// `cents`, `seq` (last claim sequence number). Its absence means the store has no
+/// live state for the campaign.
+pub fn state(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:state")
+}
+
+/// Hash: user id -> `held|claim id|quantity|amount|accepted ms|packet idx`.
+pub fn users(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:users")
+}
+
+/// List: the unclaimed red packets as `idx:amount`, popped from the left.
+pub fn packets(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:packets")
+}
+
+/// Stream: accepted claim events waiting to be persisted (acknowledged entries are
+/// deleted, so its length is the campaign's backlog).
+pub fn stream(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:claims")
+}
+
+/// The campaign id in a stream key made by [`stream`].
+pub fn stream_campaign(key: &str) -> Option<u64> {
+    key.strip_prefix("{c:")?.split_once('}')?.0.parse().ok()
+}
+
+/// Set: the keys of every campaign's claim stream, for the workers to read.
+pub const STREAMS: &str = "stampede:streams";
+
+/// The consumer group all workers share.
+pub const GROUP: &str = "stampede-workers";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stream_keys_round_trip() {
+        assert_eq!(super::stream_campaign(&super::stream(17)), Some(17));
+        assert_eq!(super::stream_campaign("other"), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! The embedded, in-process store: the same semantics as the Redis script, with one
+//! `parking_lot::Mutex` per campaign as the critical section.
+//!
+//! Why a blocking mutex: the claim step never awaits (it only touches memory and pushes
+//! to an unbounded channel), so a short synchronous lock is cheaper than an async one,
+//! and claims on different campaigns never contend. The campaign map itself is behind
+//! an `RwLock` that is written only when a campaign is loaded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+
+use super::{LiveState, Store, UserRecord};
+use crate::campaign::{CampaignKind, LiveCounters};
+use crate::claim::{claim_id, Claim, ClaimOutcome, ClaimRequest};
+use crate::error::Result;
+use crate::queue::memory::MemoryQueue;
+use crate::red_packet::Packet;
+
+/// One campaign's live state; every field changes only under its mutex.
+struct Live {
+    kind: CampaignKind,
+    per_user_limit: u64,
+    starts_at_ms: i64,
+    counters: LiveCounters,
+    seq: u64,
+    users: HashMap<String, UserRecord>,
+    packets: VecDeque<Packet>,
+}
+
+pub struct MemoryStore {
+    campaigns: RwLock<HashMap<u64, Arc<Mutex<Live>>>>,
+    /// Accepted claims are pushed here inside the critical section.
+    queue: Arc<MemoryQueue>,
+}
+
+impl MemoryStore {
+    pub fn new(queue: Arc<MemoryQueue>) -> Self {
+        MemoryStore {
+            campaigns: RwLock::new(HashMap::new()),
+            queue,
+        }
+    }
+
+    fn get(&self, campaign_id: u64) -> Option<Arc<Mutex<Live>>> {
+        self.campaigns.read().get(&campaign_id).cloned()
+    }
+}
+
+impl Live {
+    /// The claim step for one request; runs under the campaign's lock.
+    fn claim(
+        &mut self,
+        campaign_id: u64,
+        now_ms: i64,
+        req: &ClaimRequest,
+        queue: &MemoryQueue,
+    ) -> ClaimOutcome {
+        if now_ms < self.starts_at_ms {
+            return ClaimOutcome::NotStarted;
+        }
+        if now_ms >= self.counters.ends_at_ms {
+            return ClaimOutcome::Ended;
+        }
+        let held = self.users.get(&req.user_id).map_or(0, |u| u.held);
+        if held >= self.per_user_limit {
+            if let Some(u) = self.users.get(&req.user_id) {
+                return ClaimOutcome::AlreadyClaimed(u.last.clone());
+            }
+        }
+        if held + req.quantity > self.per_user_limit {
+            return ClaimOutcome::OverLimit {
+                may_take: self.per_user_limit - held,
+            };
+        }
+        if self.counters.remaining < req.quantity {
+            return ClaimOutcome::SoldOut;
+        }
+        let (amount_cents, packet_idx) = match self.kind {
+            CampaignKind::FlashSale => (0, -1),
+            CampaignKind::RedPacket => match self.packets.pop_front() {
+                Some(p) => (p.amount_cents, p.idx as i64),
+                // remaining > 0 with no packet left cannot happen after a correct load;
+                // refusing is the safe answer.
+                None => return ClaimOutcome::SoldOut,
+            },
+        };
+        self.seq += 1;
+        self.counters.remaining -= req.quantity;
+        self.counters.claims += 1;
+        self.counters.sold += req.quantity;
+        self.counters.cents += amount_cents;
+        let claim = Claim {
+            id: claim_id(campaign_id, self.seq),
+            campaign_id,
+            user_id: req.user_id.clone(),
+            quantity: req.quantity,
+            amount_cents,
+            packet_idx,
+            accepted_at_ms: now_ms,
+        };
+        self.users.insert(
+            req.user_id.clone(),
+            UserRecord {
+                held: held + req.quantity,
+                last: claim.clone(),
+            },
+        );
+        queue.push(claim.clone());
+        ClaimOutcome::Accepted(claim)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn load(&self, state: &LiveState) -> Result<()> {
+        let c = &state.campaign;
+        let live = Live {
+            kind: c.kind,
+            per_user_limit: c.per_user_limit,
+            starts_at_ms: c.starts_at_ms,
+            counters: state.counters,
+            seq: state.seq,
+            users: state
+                .users
+                .iter()
+                .map(|u| (u.last.user_id.clone(), u.clone()))
+                .collect(),
+            packets: state.packets.iter().copied().collect(),
+        };
+        self.campaigns
+            .write()
+            .insert(c.id, Arc::new(Mutex::new(live)));
+        Ok(())
+    }
+
+    async fn claim_batch(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<ClaimOutcome>> {
+        let Some(live) = self.get(campaign_id) else {
+            return Ok(vec![ClaimOutcome::Missing; requests.len()]);
+        };
+        let mut live = live.lock();
+        Ok(requests
+            .iter()
+            .map(|r| live.claim(campaign_id, now_ms, r, &self.queue))
+            .collect())
+    }
+
+    async fn counters(&self, campaign_id: u64) -> Result<Option<LiveCounters>> {
+        Ok(self.get(campaign_id).map(|l| l.lock().counters))
+    }
+
+    async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>> {
+        Ok(self
+            .get(campaign_id)
+            .and_then(|l| l.lock().users.get(user_id).cloned()))
+    }
+
+    async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
+        if let Some(l) = self.get(campaign_id) {
+            let mut l = l.lock();
+            l.counters.ends_at_ms = l.counters.ends_at_ms.min(ends_at_ms);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! The store: where a campaign's live state (remaining stock, who claimed what) lives
+//! and where the ONE atomic claim step runs.
+//!
+//! Two implementations pass the same conformance suite (`engine/tests/conformance.rs`):
+//! [`redis::RedisStore`] (a Lua script per call; the claim event is `XADD`ed to the
+//! campaign's stream inside the same script) and [`memory::MemoryStore`] (one critical
+//! section per campaign; the event is pushed to the in-process queue inside it). In
+//! both, there is no moment where stock is deducted and its claim is not yet queued.
+//!
+//! Claims are taken in batches: one call, many claims of one campaign. The api calls
+//! it with one claim today; coalescing many into one call is how the engine gets past
+//! one round trip per claim.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+
+use crate::campaign::{Campaign, LiveCounters};
+use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
+use crate::error::Result;
+use crate::red_packet::Packet;
+
+/// A user's record in a campaign: how much they hold, and their latest claim (the
+/// claim an `already_claimed` reply repeats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub held: u64,
+    pub last: Claim,
+}
+
+/// Everything the store needs to make a campaign claimable: on creation (nothing
+/// claimed yet) and on a rebuild from the database (see [`crate::rebuild`]).
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    pub campaign: Campaign,
+    pub counters: LiveCounters,
+    /// The highest claim sequence number used so far; new claims continue after it.
+    pub seq: u64,
+    pub users: Vec<UserRecord>,
+    /// Red packet: the packets not yet claimed, in the order they will be handed out.
+    pub packets: Vec<Packet>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Replaces the campaign's live state with `state` (creation and rebuild).
+    async fn load(&self, state: &LiveState) -> Result<()>;
+
+    /// The atomic claim step for a batch of requests of one campaign, in order:
+    /// time window -> per-user limit -> stock (or next packet) -> deduct -> record the
+    /// user -> enqueue the claim event. One outcome per request, in request order.
+    async fn claim_batch(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<ClaimOutcome>>;
+
+    /// The live counters, or `None` when the store holds no state for the campaign.
+    async fn counters(&self, campaign_id: u64) -> Result<Option<LiveCounters>>;
+
+    /// The user's record in the campaign, if they have claimed.
+    async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>>;
+
+    /// Moves the campaign's end to `ends_at_ms` (closing it); later claims get `Ended`.
+    async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()>;
+
+    /// Answers when the store is reachable (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// One claim; a batch of one.
+    async fn claim(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome> {
+        let mut out = self.claim_batch(campaign_id, now_ms, &[request]).await?;
+        Ok(out.pop().unwrap_or(ClaimOutcome::Missing))
+    }
+}

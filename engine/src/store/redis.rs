@@ -1,0 +1,272 @@
+//! The Redis store: the claim step is `lua/claim.lua`, run with EVALSHA (redis-rs
+//! `Script` reloads it on NOSCRIPT) over one multiplexed connection.
+//!
+//! The connection is a `ConnectionManager`: requests from every api task are pipelined
+//! on one socket, and when Redis goes away it reconnects in the background while calls
+//! fail fast. Every call is bounded by the response timeout, so a slow or dead Redis
+//! turns into an error within that time, never a hang.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{keys, LiveState, Store, UserRecord};
+use crate::campaign::{CampaignKind, LiveCounters};
+use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
+use crate::error::{EngineError, Result};
+
+/// The claim script, embedded at build time.
+pub const CLAIM_LUA: &str = include_str!("../../../lua/claim.lua");
+/// The close script, embedded at build time.
+pub const CLOSE_LUA: &str = include_str!("../../../lua/close.lua");
+
+/// How many list or hash entries one command of a load carries.
+const LOAD_CHUNK: usize = 10_000;
+
+/// Connects a `ConnectionManager` whose every call is bounded by `timeout`.
+pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // One quick retry, then fail: the caller answers 503 and the next request
+        // tries again; the manager keeps reconnecting in the background.
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    claim: Script,
+    close: Script,
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager) -> Self {
+        RedisStore {
+            conn,
+            claim: Script::new(CLAIM_LUA),
+            close: Script::new(CLOSE_LUA),
+        }
+    }
+}
+
+/// Parses a user record `held|claim id|quantity|amount|accepted ms|packet idx`.
+fn parse_record(campaign_id: u64, user_id: &str, rec: &str) -> Result<UserRecord> {
+    let bad = || EngineError::Store(format!("malformed user record {rec:?}"));
+    let mut f = rec.split('|');
+    let num = |f: Option<&str>| f.and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
+    let held = num(f.next())? as u64;
+    let id = f.next().ok_or_else(bad)?.to_string();
+    let quantity = num(f.next())? as u64;
+    let amount_cents = num(f.next())? as u64;
+    let accepted_at_ms = num(f.next())?;
+    let packet_idx = num(f.next())?;
+    Ok(UserRecord {
+        held,
+        last: Claim {
+            id,
+            campaign_id,
+            user_id: user_id.to_string(),
+            quantity,
+            amount_cents,
+            packet_idx,
+            accepted_at_ms,
+        },
+    })
+}
+
+fn format_record(u: &UserRecord) -> String {
+    let c = &u.last;
+    format!(
+        "{}|{}|{}|{}|{}|{}",
+        u.held, c.id, c.quantity, c.amount_cents, c.accepted_at_ms, c.packet_idx
+    )
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn load(&self, state: &LiveState) -> Result<()> {
+        let c = &state.campaign;
+        let mut conn = self.conn.clone();
+        let (state_key, users_key, packets_key, stream_key) = (
+            keys::state(c.id),
+            keys::users(c.id),
+            keys::packets(c.id),
+            keys::stream(c.id),
+        );
+        // The state hash goes first and last: deleting it makes the campaign unclaimable
+        // ("missing") while the users and packets are rewritten; writing it makes it live.
+        let _: () = redis::pipe()
+            .del(&state_key)
+            .del(&users_key)
+            .del(&packets_key)
+            .query_async(&mut conn)
+            .await?;
+        for chunk in state.packets.chunks(LOAD_CHUNK) {
+            let items: Vec<String> = chunk
+                .iter()
+                .map(|p| format!("{}:{}", p.idx, p.amount_cents))
+                .collect();
+            let _: () = conn.rpush(&packets_key, items).await?;
+        }
+        for chunk in state.users.chunks(LOAD_CHUNK) {
+            let items: Vec<(String, String)> = chunk
+                .iter()
+                .map(|u| (u.last.user_id.clone(), format_record(u)))
+                .collect();
+            let _: () = conn.hset_multiple(&users_key, &items).await?;
+        }
+        let created: redis::RedisResult<()> = conn
+            .xgroup_create_mkstream(&stream_key, keys::GROUP, "0")
+            .await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(e.into());
+            }
+        }
+        let _: () = conn.sadd(keys::STREAMS, &stream_key).await?;
+        let k = &state.counters;
+        let kind = match c.kind {
+            CampaignKind::FlashSale => "f",
+            CampaignKind::RedPacket => "r",
+        };
+        let fields: [(&str, String); 9] = [
+            ("kind", kind.to_string()),
+            ("limit", c.per_user_limit.to_string()),
+            ("starts", c.starts_at_ms.to_string()),
+            ("ends", k.ends_at_ms.to_string()),
+            ("remaining", k.remaining.to_string()),
+            ("seq", state.seq.to_string()),
+            ("claims", k.claims.to_string()),
+            ("sold", k.sold.to_string()),
+            ("cents", k.cents.to_string()),
+        ];
+        let _: () = conn.hset_multiple(&state_key, &fields).await?;
+        Ok(())
+    }
+
+    async fn claim_batch(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<ClaimOutcome>> {
+        let mut inv = self.claim.prepare_invoke();
+        inv.key(keys::state(campaign_id))
+            .key(keys::users(campaign_id))
+            .key(keys::packets(campaign_id))
+            .key(keys::stream(campaign_id))
+            .arg(now_ms)
+            .arg(campaign_id);
+        for r in requests {
+            inv.arg(&r.user_id).arg(r.quantity);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
+        if reply.first().map(String::as_str) == Some("M") {
+            return Ok(vec![ClaimOutcome::Missing; requests.len()]);
+        }
+        if reply.len() != 2 * requests.len() {
+            return Err(EngineError::Store(format!(
+                "claim script returned {} values",
+                reply.len()
+            )));
+        }
+        requests
+            .iter()
+            .zip(reply.chunks(2))
+            .map(|(r, pair)| {
+                Ok(match pair[0].as_str() {
+                    "A" => ClaimOutcome::Accepted(
+                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
+                    ),
+                    "D" => ClaimOutcome::AlreadyClaimed(
+                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
+                    ),
+                    "L" => ClaimOutcome::OverLimit {
+                        may_take: pair[1].parse().unwrap_or(0),
+                    },
+                    "S" => ClaimOutcome::SoldOut,
+                    "N" => ClaimOutcome::NotStarted,
+                    "E" => ClaimOutcome::Ended,
+                    other => {
+                        return Err(EngineError::Store(format!(
+                            "claim script answered {other:?}"
+                        )))
+                    }
+                })
+            })
+            .collect()
+    }
+
+    async fn counters(&self, campaign_id: u64) -> Result<Option<LiveCounters>> {
+        let mut conn = self.conn.clone();
+        let v: Vec<Option<i64>> = redis::cmd("HMGET")
+            .arg(keys::state(campaign_id))
+            .arg(&["remaining", "claims", "sold", "cents", "ends"])
+            .query_async(&mut conn)
+            .await?;
+        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends)] = v[..] else {
+            return Ok(None);
+        };
+        Ok(Some(LiveCounters {
+            remaining: remaining as u64,
+            claims: claims as u64,
+            sold: sold as u64,
+            cents: cents as u64,
+            ends_at_ms: ends,
+        }))
+    }
+
+    async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>> {
+        let mut conn = self.conn.clone();
+        let rec: Option<String> = conn.hget(keys::users(campaign_id), user_id).await?;
+        rec.map(|r| parse_record(campaign_id, user_id, &r))
+            .transpose()
+    }
+
+    async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .close
+            .key(keys::state(campaign_id))
+            .arg(ends_at_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let u = UserRecord {
+            held: 2,
+            last: Claim {
+                id: "c3-0000000007".into(),
+                campaign_id: 3,
+                user_id: "u1".into(),
+                quantity: 1,
+                amount_cents: 0,
+                packet_idx: -1,
+                accepted_at_ms: 1_700_000_000_000,
+            },
+        };
+        assert_eq!(parse_record(3, "u1", &format_record(&u)).ok(), Some(u));
+        assert!(parse_record(3, "u1", "garbage").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Test support shared by every crate's tests (feature `testkit`): a `redis-server` of
+//! the test's own on a free port, and a fresh PostgreSQL database per test, dropped
+//! afterwards. Tests never flush or reconfigure the shared instances.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// PostgreSQL to create test databases on; `STAMPEDE_TEST_PG` overrides it.
+pub fn pg_admin_url() -> String {
+    std::env::var("STAMPEDE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A free TCP port on loopback (bound, then released for the caller to use).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+fn unique_suffix() -> String {
+    use rand::RngCore;
+    format!("{:016x}", rand::rng().next_u64())
+}
+
+/// A `redis-server` owned by one test, killed when dropped.
+pub struct TestRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl TestRedis {
+    /// Starts a server without persistence on a free port and waits until it answers.
+    pub fn start() -> TestRedis {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> TestRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TestRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its data is gone: it keeps nothing on disk).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh PostgreSQL database with a random name, dropped with this guard.
+pub struct TestPg {
+    pub name: String,
+    admin: String,
+}
+
+impl TestPg {
+    pub async fn create() -> TestPg {
+        let admin = pg_admin_url();
+        let name = format!("stampede_test_{}", unique_suffix());
+        let pool = sqlx::PgPool::connect(&format!("{admin}/postgres"))
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        TestPg { name, admin }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.admin, self.name)
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        // Drop runs outside async context: a plain thread with its own runtime.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&format!("{admin}/postgres")).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
+                        pool.close().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// A SQLite file in a fresh temporary directory, removed with this guard.
+pub struct TestSqlite {
+    pub dir: std::path::PathBuf,
+}
+
+impl TestSqlite {
+    pub fn create() -> TestSqlite {
+        let dir = std::env::temp_dir().join(format!("stampede-test-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TestSqlite { dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("stampede.db").display())
+    }
+}
+
+impl Drop for TestSqlite {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

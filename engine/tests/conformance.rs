@@ -1,0 +1,422 @@
+//! The store conformance suite: every test runs against the in-process store and the
+//! Redis store (on a redis-server of its own), which must behave the same.
+//! Each invariant of design.md that lives in the store has a test here that would
+//! catch its breach: no oversell, the per-user limit, no gap between deduct and
+//! enqueue (the queue holds exactly the accepted claims), red packets adding up.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use stampede_engine::campaign::{Campaign, CampaignKind};
+use stampede_engine::claim::{Claim, ClaimOutcome, ClaimRequest};
+use stampede_engine::queue::memory::MemoryQueue;
+use stampede_engine::queue::redis::RedisQueue;
+use stampede_engine::queue::{Delivery, Queue};
+use stampede_engine::rebuild::live_state;
+use stampede_engine::store::memory::MemoryStore;
+use stampede_engine::store::redis::{connect, RedisStore};
+use stampede_engine::store::Store;
+use stampede_engine::testkit::TestRedis;
+
+const NOW: i64 = 1_800_000_000_000;
+
+/// A store and its queue, and the Redis server behind them (if any).
+struct Harness {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    _redis: Option<TestRedis>,
+}
+
+async fn memory() -> Harness {
+    let q = Arc::new(MemoryQueue::default());
+    Harness {
+        store: Arc::new(MemoryStore::new(q.clone())),
+        queue: Arc::new(q),
+        _redis: None,
+    }
+}
+
+async fn redis() -> Harness {
+    let server = TestRedis::start();
+    let conn = connect(&server.url(), Duration::from_secs(2))
+        .await
+        .expect("connect");
+    Harness {
+        store: Arc::new(RedisStore::new(conn.clone())),
+        queue: Arc::new(RedisQueue::new(&server.url(), Duration::from_secs(2), conn)),
+        _redis: Some(server),
+    }
+}
+
+/// Runs one conformance test against both stores.
+macro_rules! conformance {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn in_memory() {
+                super::$body(super::memory().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_redis() {
+                super::$body(super::redis().await).await;
+            }
+        }
+    };
+}
+
+fn flash(id: u64, stock: u64, limit: u64) -> Campaign {
+    Campaign {
+        id,
+        kind: CampaignKind::FlashSale,
+        name: "flash".into(),
+        total: stock,
+        per_user_limit: limit,
+        price_cents: 100,
+        total_cents: 0,
+        min_cents: 0,
+        split_seed: 0,
+        starts_at_ms: NOW - 1_000,
+        ends_at_ms: NOW + 3_600_000,
+        created_at_ms: NOW - 2_000,
+    }
+}
+
+fn red_packet(id: u64, total_cents: u64, count: u64) -> Campaign {
+    Campaign {
+        kind: CampaignKind::RedPacket,
+        per_user_limit: 1,
+        total: count,
+        total_cents,
+        min_cents: 1,
+        split_seed: 12345,
+        ..flash(id, count, 1)
+    }
+}
+
+async fn load(h: &Harness, c: &Campaign) {
+    h.store.load(&live_state(c, &[])).await.expect("load");
+}
+
+fn req(user: &str, quantity: u64) -> ClaimRequest {
+    ClaimRequest {
+        user_id: user.to_string(),
+        quantity,
+    }
+}
+
+/// Fires all requests at once, each as its own task, and collects the outcomes.
+async fn race(h: &Harness, campaign_id: u64, requests: Vec<ClaimRequest>) -> Vec<ClaimOutcome> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let store = h.store.clone();
+            tokio::spawn(async move { store.claim(campaign_id, NOW, r).await.expect("claim") })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+/// Everything in the queue, taken by one consumer and acknowledged.
+async fn drain(h: &Harness) -> Vec<Delivery> {
+    let mut consumer = h.queue.consumer("test-drain").await.expect("consumer");
+    let mut all = Vec::new();
+    loop {
+        let batch = consumer
+            .fetch(1_000, Duration::from_millis(200))
+            .await
+            .expect("fetch");
+        if batch.is_empty() {
+            break;
+        }
+        consumer.ack(&batch).await.expect("ack");
+        all.extend(batch);
+    }
+    all
+}
+
+fn accepted(outcomes: &[ClaimOutcome]) -> Vec<Claim> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            ClaimOutcome::Accepted(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn racing_claims_never_oversell_and_every_accepted_claim_is_queued(h: Harness) {
+    let c = flash(1, 500, 1);
+    load(&h, &c).await;
+    let mut requests: Vec<ClaimRequest> = (0..2_000)
+        .flat_map(|u| [req(&format!("u{u}"), 1), req(&format!("u{u}"), 1)])
+        .collect();
+    requests.shuffle(&mut rand::rng());
+    let outcomes = race(&h, 1, requests).await;
+    let won = accepted(&outcomes);
+    assert_eq!(won.len(), 500, "exactly the stock is accepted");
+    let users: HashSet<&str> = won.iter().map(|c| c.user_id.as_str()).collect();
+    assert_eq!(users.len(), 500, "no user wins twice");
+    let ids: HashSet<&str> = won.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 500, "claim ids are unique");
+    for o in &outcomes {
+        assert!(
+            matches!(
+                o,
+                ClaimOutcome::Accepted(_) | ClaimOutcome::AlreadyClaimed(_) | ClaimOutcome::SoldOut
+            ),
+            "unexpected {o:?}"
+        );
+    }
+    let k = h.store.counters(1).await.expect("counters").expect("state");
+    assert_eq!((k.remaining, k.claims, k.sold), (0, 500, 500));
+    assert_eq!(h.queue.backlog(1).await.expect("backlog"), 500);
+    let queued: Vec<Claim> = drain(&h).await.into_iter().map(|d| d.claim).collect();
+    let mut queued_sorted = queued.clone();
+    queued_sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut won_sorted = won.clone();
+    won_sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        queued_sorted, won_sorted,
+        "the queue holds exactly the accepted claims"
+    );
+    assert_eq!(
+        h.queue.backlog(1).await.expect("backlog"),
+        0,
+        "acknowledged events leave the backlog"
+    );
+}
+conformance!(
+    flash_race,
+    racing_claims_never_oversell_and_every_accepted_claim_is_queued
+);
+
+async fn red_packets_add_up_exactly(h: Harness) {
+    let c = red_packet(2, 100_000, 300);
+    load(&h, &c).await;
+    let requests: Vec<ClaimRequest> = (0..1_000).map(|u| req(&format!("u{u}"), 1)).collect();
+    let outcomes = race(&h, 2, requests).await;
+    let won = accepted(&outcomes);
+    assert_eq!(won.len(), 300);
+    assert_eq!(won.iter().map(|c| c.amount_cents).sum::<u64>(), 100_000);
+    assert!(won.iter().all(|c| c.amount_cents >= 1 && c.quantity == 1));
+    let packets: HashSet<i64> = won.iter().map(|c| c.packet_idx).collect();
+    assert_eq!(packets.len(), 300, "each packet handed out once");
+    let k = h.store.counters(2).await.expect("counters").expect("state");
+    assert_eq!((k.remaining, k.cents), (0, 100_000));
+    assert_eq!(drain(&h).await.len(), 300);
+}
+conformance!(red_packet_race, red_packets_add_up_exactly);
+
+async fn a_per_user_limit_above_one_holds_under_racing_requests(h: Harness) {
+    let c = flash(3, 1_000, 3);
+    load(&h, &c).await;
+    let outcomes = race(&h, 3, (0..40).map(|_| req("racer", 1)).collect()).await;
+    assert_eq!(accepted(&outcomes).len(), 3);
+    let dup = outcomes
+        .iter()
+        .filter(|o| matches!(o, ClaimOutcome::AlreadyClaimed(_)))
+        .count();
+    assert_eq!(dup, 37);
+    let rec = h
+        .store
+        .user_record(3, "racer")
+        .await
+        .expect("record")
+        .expect("exists");
+    assert_eq!(rec.held, 3);
+    // Quantities race too: 2 + 2 can never both pass a limit of 3.
+    let outcomes = race(&h, 3, (0..20).map(|_| req("pair", 2)).collect()).await;
+    assert_eq!(accepted(&outcomes).len(), 1);
+    assert!(outcomes
+        .iter()
+        .any(|o| *o == ClaimOutcome::OverLimit { may_take: 1 }));
+}
+conformance!(
+    per_user_limit_race,
+    a_per_user_limit_above_one_holds_under_racing_requests
+);
+
+async fn a_retry_repeats_the_original_claim(h: Harness) {
+    load(&h, &flash(4, 10, 1)).await;
+    let first = h.store.claim(4, NOW, req("u1", 1)).await.expect("claim");
+    let ClaimOutcome::Accepted(claim) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(claim.id, "c4-0000000001");
+    let again = h
+        .store
+        .claim(4, NOW + 5, req("u1", 1))
+        .await
+        .expect("claim");
+    assert_eq!(again, ClaimOutcome::AlreadyClaimed(claim));
+}
+conformance!(retry, a_retry_repeats_the_original_claim);
+
+async fn the_time_window_and_close_are_enforced(h: Harness) {
+    let c = flash(5, 10, 1);
+    load(&h, &c).await;
+    assert_eq!(
+        h.store
+            .claim(5, c.starts_at_ms - 1, req("u", 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::NotStarted
+    );
+    assert_eq!(
+        h.store
+            .claim(5, c.ends_at_ms, req("u", 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Ended
+    );
+    h.store.close(5, NOW).await.expect("close");
+    assert_eq!(
+        h.store.claim(5, NOW, req("u", 1)).await.expect("claim"),
+        ClaimOutcome::Ended
+    );
+    // Closing never moves the end later.
+    h.store.close(5, NOW + 10_000).await.expect("close");
+    assert_eq!(
+        h.store.counters(5).await.expect("c").expect("s").ends_at_ms,
+        NOW
+    );
+    // Closing an unknown campaign creates nothing.
+    h.store.close(99, NOW).await.expect("close");
+    assert_eq!(h.store.counters(99).await.expect("c"), None);
+}
+conformance!(window, the_time_window_and_close_are_enforced);
+
+async fn quantities_are_checked_against_limit_and_stock(h: Harness) {
+    load(&h, &flash(6, 5, 4)).await;
+    assert_eq!(
+        h.store.claim(6, NOW, req("a", 5)).await.expect("claim"),
+        ClaimOutcome::OverLimit { may_take: 4 }
+    );
+    assert!(matches!(
+        h.store.claim(6, NOW, req("a", 3)).await.expect("claim"),
+        ClaimOutcome::Accepted(_)
+    ));
+    assert_eq!(
+        h.store.claim(6, NOW, req("b", 3)).await.expect("claim"),
+        ClaimOutcome::SoldOut
+    );
+    assert!(matches!(
+        h.store.claim(6, NOW, req("b", 2)).await.expect("claim"),
+        ClaimOutcome::Accepted(_)
+    ));
+    assert_eq!(
+        h.store.claim(6, NOW, req("c", 1)).await.expect("claim"),
+        ClaimOutcome::SoldOut
+    );
+    // A winner who retries after the sell-out still hears about their claim.
+    assert!(matches!(
+        h.store.claim(6, NOW, req("a", 1)).await.expect("claim"),
+        ClaimOutcome::Accepted(_) | ClaimOutcome::SoldOut
+    ));
+}
+conformance!(quantities, quantities_are_checked_against_limit_and_stock);
+
+async fn an_unknown_campaign_is_missing(h: Harness) {
+    assert_eq!(
+        h.store.claim(77, NOW, req("u", 1)).await.expect("claim"),
+        ClaimOutcome::Missing
+    );
+    assert_eq!(h.store.counters(77).await.expect("counters"), None);
+}
+conformance!(missing, an_unknown_campaign_is_missing);
+
+async fn a_batch_is_decided_in_order_in_one_step(h: Harness) {
+    load(&h, &flash(8, 2, 1)).await;
+    let out = h
+        .store
+        .claim_batch(
+            8,
+            NOW,
+            &[req("a", 1), req("a", 1), req("b", 1), req("c", 1)],
+        )
+        .await
+        .expect("batch");
+    assert!(matches!(out[0], ClaimOutcome::Accepted(_)));
+    assert!(matches!(out[1], ClaimOutcome::AlreadyClaimed(_)));
+    assert!(matches!(out[2], ClaimOutcome::Accepted(_)));
+    assert_eq!(out[3], ClaimOutcome::SoldOut);
+    assert_eq!(drain(&h).await.len(), 2);
+}
+conformance!(batch, a_batch_is_decided_in_order_in_one_step);
+
+async fn a_reload_keeps_winners_and_continues_the_sequence(h: Harness) {
+    let c = flash(9, 3, 1);
+    load(&h, &c).await;
+    let ClaimOutcome::Accepted(first) = h.store.claim(9, NOW, req("w", 1)).await.expect("claim")
+    else {
+        panic!("first claim refused")
+    };
+    // As after a store loss: rebuild from the (persisted) claims.
+    h.store
+        .load(&live_state(&c, std::slice::from_ref(&first)))
+        .await
+        .expect("reload");
+    assert_eq!(
+        h.store.claim(9, NOW, req("w", 1)).await.expect("claim"),
+        ClaimOutcome::AlreadyClaimed(first)
+    );
+    let ClaimOutcome::Accepted(next) = h.store.claim(9, NOW, req("x", 1)).await.expect("claim")
+    else {
+        panic!("second claim refused")
+    };
+    assert_eq!(next.id, "c9-0000000002");
+    assert_eq!(
+        h.store.counters(9).await.expect("c").expect("s").remaining,
+        1
+    );
+}
+conformance!(reload, a_reload_keeps_winners_and_continues_the_sequence);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_consumers_events_are_reclaimed_by_another() {
+    let h = redis().await;
+    load(&h, &flash(10, 50, 1)).await;
+    for u in 0..50 {
+        h.store
+            .claim(10, NOW, req(&format!("u{u}"), 1))
+            .await
+            .expect("claim");
+    }
+    let mut dead = h.queue.consumer("dead").await.expect("consumer");
+    let taken = dead
+        .fetch(20, Duration::from_millis(200))
+        .await
+        .expect("fetch");
+    assert_eq!(taken.len(), 20);
+    drop(dead); // never acknowledges
+    let mut alive = h.queue.consumer("alive").await.expect("consumer");
+    let reclaimed = alive
+        .reclaim(Duration::from_millis(0), 1_000)
+        .await
+        .expect("reclaim");
+    let ids = |v: &[Delivery]| v.iter().map(|d| d.claim.id.clone()).collect::<HashSet<_>>();
+    assert_eq!(ids(&reclaimed), ids(&taken));
+    alive.ack(&reclaimed).await.expect("ack");
+    let rest = alive
+        .fetch(1_000, Duration::from_millis(200))
+        .await
+        .expect("fetch");
+    assert_eq!(rest.len(), 30);
+    alive.ack(&rest).await.expect("ack");
+    assert_eq!(h.queue.backlog(10).await.expect("backlog"), 0);
+    let by_user: HashMap<String, usize> =
+        reclaimed
+            .iter()
+            .chain(&rest)
+            .fold(HashMap::new(), |mut m, d| {
+                *m.entry(d.claim.user_id.clone()).or_default() += 1;
+                m
+            });
+    assert_eq!(by_user.len(), 50);
+}

@@ -1,0 +1,99 @@
+-- claim.lua: the atomic claim step, for a batch of claims on ONE campaign.
+-- Time window -> per-user limit -> stock (or next packet) -> deduct -> record the
+-- user -> enqueue the claim event: all in this one script, so there is never a moment
+-- where stock is gone and its claim is not yet queued.
+--
+-- KEYS[1]  {c:ID}:state    hash: kind (f|r), limit, starts, ends, remaining, seq, claims, sold, cents
+-- KEYS[2]  {c:ID}:users    hash: user id -> "held|claim id|quantity|amount|accepted ms|packet idx"
+-- KEYS[3]  {c:ID}:packets  list: unclaimed red packets "idx:amount" (red packet only)
+-- KEYS[4]  {c:ID}:claims   stream: claim events for the workers
+-- ARGV[1]  now, unix milliseconds
+-- ARGV[2]  campaign id
+-- ARGV[3], ARGV[4], ...  pairs of (user id, quantity)
+--
+-- Returns {'M'} when the campaign has no live state (unknown, or the store lost it).
+-- Otherwise two entries per claim, in order:
+--   'A', record      accepted (the user's new record)
+--   'D', record      already claimed: the user holds the limit (their record)
+--   'L', may_take    the quantity is more than the user may still take
+--   'S', ''          sold out
+--   'N', ''          not started
+--   'E', ''          ended
+local st = redis.call('HMGET', KEYS[1], 'kind', 'limit', 'starts', 'ends', 'remaining', 'seq')
+if not st[1] then
+  return {'M'}
+end
+local kind = st[1]
+local limit = tonumber(st[2])
+local starts = tonumber(st[3])
+local ends = tonumber(st[4])
+local remaining = tonumber(st[5])
+local seq = tonumber(st[6])
+local now = tonumber(ARGV[1])
+local cid = ARGV[2]
+
+local out = {}
+local claims, sold, cents = 0, 0, 0
+local function answer(code, detail)
+  out[#out + 1] = code
+  out[#out + 1] = detail
+end
+
+for i = 3, #ARGV, 2 do
+  local user = ARGV[i]
+  local qty = tonumber(ARGV[i + 1])
+  if now < starts then
+    answer('N', '')
+  elseif now >= ends then
+    answer('E', '')
+  else
+    local rec = redis.call('HGET', KEYS[2], user)
+    local held = 0
+    if rec then
+      held = tonumber(string.match(rec, '^(%d+)|'))
+    end
+    if held >= limit then
+      answer('D', rec)
+    elseif held + qty > limit then
+      answer('L', string.format('%d', limit - held))
+    elseif remaining < qty then
+      answer('S', '')
+    else
+      local amount, idx = 0, -1
+      local packet = true
+      if kind == 'r' then
+        local p = redis.call('LPOP', KEYS[3])
+        if p then
+          local pi, pa = string.match(p, '^(%d+):(%d+)$')
+          idx, amount = tonumber(pi), tonumber(pa)
+        else
+          packet = false
+        end
+      end
+      if not packet then
+        answer('S', '')
+      else
+        seq = seq + 1
+        remaining = remaining - qty
+        claims = claims + 1
+        sold = sold + qty
+        cents = cents + amount
+        local id = string.format('c%s-%010d', cid, seq)
+        rec = string.format('%d|%s|%d|%d|%d|%d', held + qty, id, qty, amount, now, idx)
+        redis.call('HSET', KEYS[2], user, rec)
+        redis.call('XADD', KEYS[4], '*', 'id', id, 'c', cid, 'u', user,
+          'q', string.format('%d', qty), 'a', string.format('%d', amount),
+          'p', string.format('%d', idx), 't', string.format('%d', now))
+        answer('A', rec)
+      end
+    end
+  end
+end
+
+if claims > 0 then
+  redis.call('HSET', KEYS[1], 'remaining', string.format('%d', remaining), 'seq', string.format('%d', seq))
+  redis.call('HINCRBY', KEYS[1], 'claims', claims)
+  redis.call('HINCRBY', KEYS[1], 'sold', sold)
+  redis.call('HINCRBY', KEYS[1], 'cents', cents)
+end
+return out
