@@ -1,0 +1,97 @@
+//! One typed configuration, read once at start-up from flags and `STAMPEDE_*`
+//! environment variables (contract: "Running it"), validated, secrets never printed.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// A development secret used when none is configured; start-up warns loudly.
+pub const DEV_JWT_SECRET: &str = "stampede-development-jwt-secret";
+pub const DEV_ADMIN_TOKEN: &str = "stampede-development-admin-token";
+
+#[derive(Clone, Args)]
+pub struct Config {
+    /// HTTP address to listen on.
+    #[arg(long, env = "STAMPEDE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// `redis://...` for the Redis store and queue; unset runs the embedded in-process store.
+    #[arg(long, env = "STAMPEDE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// `postgres://...` for PostgreSQL, or `sqlite://FILE`.
+    #[arg(
+        long,
+        env = "STAMPEDE_DATABASE_URL",
+        default_value = "sqlite://stampede.db"
+    )]
+    pub database_url: String,
+    /// HS256 secret for user tokens.
+    #[arg(long, env = "STAMPEDE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Admin bearer token.
+    #[arg(long, env = "STAMPEDE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Bound on every Redis call, in milliseconds: past it the claim answers 503.
+    #[arg(long, env = "STAMPEDE_REDIS_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_timeout_ms: u64,
+    /// Database connections per process.
+    #[arg(long, env = "STAMPEDE_DB_CONNECTIONS", default_value_t = 16)]
+    pub db_connections: u32,
+    /// Worker consumer tasks per process.
+    #[arg(long, env = "STAMPEDE_WORKER_CONSUMERS", default_value_t = 4)]
+    pub worker_consumers: usize,
+    /// Claims per worker batch (one transaction each).
+    #[arg(long, env = "STAMPEDE_WORKER_BATCH", default_value_t = 1000)]
+    pub worker_batch: usize,
+    /// Milliseconds a claim event may stay pending with a consumer before another takes it over.
+    #[arg(long, env = "STAMPEDE_RECLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub reclaim_idle_ms: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("redis", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field(
+                "database",
+                &if self.database_url.starts_with("sqlite") {
+                    "sqlite"
+                } else {
+                    "postgres"
+                },
+            )
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Config {
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn jwt_secret(&self) -> &str {
+        self.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET)
+    }
+
+    pub fn admin_token(&self) -> &str {
+        self.admin_token.as_deref().unwrap_or(DEV_ADMIN_TOKEN)
+    }
+
+    /// Problems that make the configuration unusable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.redis_timeout_ms == 0 || self.redis_timeout_ms > 10_000 {
+            return Err("STAMPEDE_REDIS_TIMEOUT_MS must be between 1 and 10000".into());
+        }
+        if self.worker_batch == 0 || self.worker_batch > 10_000 {
+            return Err("STAMPEDE_WORKER_BATCH must be between 1 and 10000".into());
+        }
+        if self.jwt_secret.as_deref().is_some_and(|s| s.len() < 16) {
+            return Err("STAMPEDE_JWT_SECRET must be at least 16 bytes".into());
+        }
+        if self.admin_token.as_deref().is_some_and(|s| s.len() < 16) {
+            return Err("STAMPEDE_ADMIN_TOKEN must be at least 16 bytes".into());
+        }
+        Ok(())
+    }
+}

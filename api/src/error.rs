@@ -1,0 +1,107 @@
+//! The api's one error type: each variant is a row of the contract's error table, and
+//! the reply is always `{"error": {"code", "message"}}`. Engine failures are logged
+//! with their detail here and answered with a fixed sentence, so no SQL, Redis reply
+//! or path ever reaches a client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use stampede_engine::EngineError;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Debug)]
+pub enum ApiError {
+    MalformedJson(String),
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// A business refusal (409): `sold_out`, `not_started`, `ended`.
+    Conflict(&'static str, &'static str),
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Invalid(String),
+    Unavailable(&'static str),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m.clone()),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing, malformed, wrongly signed or expired credentials.".into(),
+            ),
+            Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "These credentials may not use this route.".into(),
+            ),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No such route or campaign.".into(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This route does not take that method.".into(),
+            ),
+            Conflict(code, m) => (StatusCode::CONFLICT, code, (*m).into()),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The body is larger than 16 KiB.".into(),
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.".into(),
+            ),
+            Invalid(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                m.clone(),
+            ),
+            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", (*m).into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        res
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Invalid(m) => ApiError::Invalid(m),
+            EngineError::NotFound => ApiError::NotFound,
+            EngineError::StateMissing(id) => {
+                tracing::warn!(
+                    campaign = id,
+                    "campaign has no live state in the store: rebuild needed"
+                );
+                ApiError::Unavailable("The campaign is being restored; retry shortly.")
+            }
+            other => {
+                tracing::error!(error = %other, "dependency failure");
+                ApiError::Unavailable("A dependency is unavailable; retry shortly.")
+            }
+        }
+    }
+}

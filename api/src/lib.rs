@@ -1,0 +1,17 @@
+//! Stampede's HTTP api and process wiring.
+//!
+//! - [`routes`]: the contract's routes (`routes/claims.rs` holds the claim hot path).
+//! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type.
+//! - [`startup`]: builds the engine from the [`config`] and runs the api, the worker
+//!   or both until shutdown; [`telemetry`]: logs and metrics.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod views;
+
+pub use routes::router as app;

@@ -1,0 +1,77 @@
+//! `stampede`: one binary for the whole engine. Thin: parse the command line, start
+//! logging, hand over to `startup`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stampede_api::config::Config;
+use stampede_api::startup::{self, Mode};
+use stampede_engine::auth::Auth;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "stampede", version, about = "Flash-sale and red-packet engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the queue workers in one process (embedded when no Redis is configured).
+    Serve(Config),
+    /// Run only the API (needs STAMPEDE_REDIS_URL).
+    Api(Config),
+    /// Run only the queue workers (needs STAMPEDE_REDIS_URL).
+    Worker(Config),
+    /// Print a user JWT signed with the configured secret.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Apply the database migrations and exit.
+    Migrate(Config),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    stampede_api::telemetry::init_logs();
+    let (config, mode) = match Cli::parse().command {
+        Command::Serve(c) => (c, Mode::Serve),
+        Command::Api(c) => (c, Mode::Api),
+        Command::Worker(c) => (c, Mode::Worker),
+        Command::Token { user, ttl, config } => {
+            let auth = Auth::new(config.jwt_secret(), config.admin_token());
+            let token = auth.mint(&user, ttl).map_err(|_| {
+                anyhow::anyhow!("--user must be 1-64 characters of A-Z a-z 0-9 _ . -")
+            })?;
+            println!("{token}");
+            return Ok(());
+        }
+        Command::Migrate(c) => {
+            let db = stampede_engine::db::Database::connect(&c.database_url, 1)
+                .await
+                .context("opening the database")?;
+            db.migrate().await.context("applying migrations")?;
+            println!("migrations applied");
+            return Ok(());
+        }
+    };
+    let running = startup::start(&config, mode, None).await?;
+    if let Some(addr) = running.addr {
+        tracing::info!(%addr, ?mode, "stampede listening");
+    }
+    let stop = running.shutdown_token();
+    tokio::spawn(async move {
+        startup::signal().await;
+        tracing::info!("shutdown signal received");
+        stop.cancel();
+    });
+    running.wait().await
+}

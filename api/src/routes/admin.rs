@@ -1,0 +1,84 @@
+//! Administration: a campaign's stats, the audit export of persisted claims, and the
+//! rebuild of its live state from the database.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::{campaign_id, Admin};
+use crate::state::AppState;
+use crate::views;
+
+pub async fn stats(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let stats = state.engine.stats(campaign_id(&id)?).await?;
+    Ok(Json(json!(stats)))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// The largest export page.
+const MAX_EXPORT_PAGE: i64 = 10_000;
+
+pub async fn export(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = campaign_id(&id)?;
+    state.engine.campaign(id).await?;
+    let limit = match q.limit.as_deref() {
+        None => 1_000,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=MAX_EXPORT_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "limit must be between 1 and {MAX_EXPORT_PAGE}."
+                )))
+            }
+        },
+    };
+    let after = q.after.unwrap_or_default();
+    if after.len() > 64 {
+        return Err(ApiError::Invalid("after must be a claim id.".into()));
+    }
+    let claims = state
+        .engine
+        .db
+        .campaign_claims(id, &after, limit)
+        .await
+        .map_err(ApiError::from)?;
+    let next = (claims.len() as i64 == limit)
+        .then(|| claims.last().map(|c| c.id.clone()))
+        .flatten();
+    let views: Vec<_> = claims.iter().map(|c| views::claim(c, true)).collect();
+    Ok(Json(json!({ "claims": views, "next": next })))
+}
+
+pub async fn rebuild(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = campaign_id(&id)?;
+    let (persisted, remaining) = state.engine.rebuild(id).await?;
+    tracing::warn!(
+        campaign = id,
+        persisted,
+        remaining,
+        "campaign live state rebuilt from the database"
+    );
+    Ok(Json(
+        json!({ "campaign_id": id, "persisted_claims": persisted, "remaining": remaining }),
+    ))
+}

@@ -1,0 +1,159 @@
+//! Claims: the hot path `POST /v1/campaigns/{id}/claims`, and the user's claim lists.
+
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use stampede_engine::claim::ClaimOutcome;
+
+use crate::error::ApiError;
+use crate::extract::{campaign_id, JsonBody, User};
+use crate::state::AppState;
+use crate::views;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    quantity: Option<i64>,
+}
+
+pub async fn claim(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ClaimBody>,
+) -> Response {
+    let started = Instant::now();
+    let result = claim_inner(&state, &user, &id, body).await;
+    let outcome = match &result {
+        Ok((label, _)) => *label,
+        Err(ApiError::Conflict(code, _)) => code,
+        Err(ApiError::Unavailable(_)) => "unavailable",
+        Err(_) => "rejected",
+    };
+    metrics::counter!("stampede_claims_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("stampede_claim_duration_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok((_, res)) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn claim_inner(
+    state: &AppState,
+    user: &str,
+    id: &str,
+    body: Option<ClaimBody>,
+) -> Result<(&'static str, Response), ApiError> {
+    let campaign_id = campaign_id(id)?;
+    let quantity = match body.and_then(|b| b.quantity) {
+        None => None,
+        Some(q) if q < 1 => return Err(ApiError::Invalid("quantity must be at least 1.".into())),
+        Some(q) => Some(q as u64),
+    };
+    let outcome = state.engine.claim(campaign_id, user, quantity).await?;
+    let label = outcome.label();
+    let res = match outcome {
+        ClaimOutcome::Accepted(c) => (
+            StatusCode::CREATED,
+            Json(json!({ "status": "accepted", "claim": views::claim(&c, false) })),
+        )
+            .into_response(),
+        ClaimOutcome::AlreadyClaimed(c) => {
+            let persisted = state.engine.persisted(&c).await;
+            (
+                StatusCode::OK,
+                Json(json!({ "status": "already_claimed", "claim": views::claim(&c, persisted) })),
+            )
+                .into_response()
+        }
+        ClaimOutcome::SoldOut => {
+            return Err(ApiError::Conflict("sold_out", "The campaign is sold out."))
+        }
+        ClaimOutcome::NotStarted => {
+            return Err(ApiError::Conflict(
+                "not_started",
+                "The campaign has not started yet.",
+            ))
+        }
+        ClaimOutcome::Ended => return Err(ApiError::Conflict("ended", "The campaign has ended.")),
+        ClaimOutcome::OverLimit { may_take } => {
+            return Err(ApiError::Invalid(format!(
+                "quantity is more than you may still take ({may_take})."
+            )))
+        }
+        ClaimOutcome::Missing => {
+            return Err(ApiError::Unavailable(
+                "The campaign is being restored; retry shortly.",
+            ))
+        }
+    };
+    Ok((label, res))
+}
+
+pub async fn mine_in_campaign(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let views: Vec<_> = state
+        .engine
+        .user_campaign_claims(campaign_id(&id)?, &user)
+        .await?
+        .iter()
+        .map(|v| views::claim(&v.claim, v.persisted))
+        .collect();
+    Ok(Json(json!({ "claims": views })))
+}
+
+#[derive(Deserialize)]
+pub struct MineQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// The cursor of `/v1/me/claims`: `{accepted ms}.{claim id}` of the last claim given.
+fn parse_cursor(s: &str) -> Option<(i64, &str)> {
+    let (ms, id) = s.split_once('.')?;
+    Some((ms.parse().ok()?, id))
+}
+
+pub async fn mine(
+    State(state): State<AppState>,
+    User(user): User,
+    Query(q): Query<MineQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 40,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => return Err(ApiError::Invalid("limit must be between 1 and 100.".into())),
+        },
+    };
+    let before = match q.before.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            parse_cursor(c)
+                .ok_or_else(|| ApiError::Invalid("before is not a valid cursor.".into()))?,
+        ),
+    };
+    let claims = state
+        .engine
+        .db
+        .user_claims(&user, before, limit)
+        .await
+        .map_err(ApiError::from)?;
+    let next = (claims.len() as i64 == limit)
+        .then(|| {
+            claims
+                .last()
+                .map(|c| format!("{}.{}", c.accepted_at_ms, c.id))
+        })
+        .flatten();
+    let views: Vec<_> = claims.iter().map(|c| views::claim(c, true)).collect();
+    Ok(Json(json!({ "claims": views, "next": next })))
+}

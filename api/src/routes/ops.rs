@@ -1,0 +1,43 @@
+//! Operations: liveness, readiness (really asks the store and the database, each
+//! within a second) and the Prometheus metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// How long readiness waits for each dependency.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let (store, db) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, engine.store.ping()),
+        tokio::time::timeout(READY_TIMEOUT, engine.db.ping()),
+    );
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    let (store_ok, db_ok) = (matches!(store, Ok(Ok(()))), matches!(db, Ok(Ok(()))));
+    let status = if store_ok && db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "store": word(store_ok), "database": word(db_ok) })),
+    )
+        .into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> String {
+    state.metrics.render()
+}

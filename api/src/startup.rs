@@ -1,0 +1,213 @@
+//! Builds the engine from the configuration and runs the api, the worker, or both,
+//! until shutdown.
+//!
+//! Shutdown order (SIGTERM, ctrl-c, or [`Running::stop`]): the HTTP server stops
+//! accepting and finishes in-flight requests; then the worker flushes the batch it
+//! holds (and, embedded, drains the in-process queue); then the database pool closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use stampede_engine::auth::Auth;
+use stampede_engine::db::Database;
+use stampede_engine::queue::memory::MemoryQueue;
+use stampede_engine::queue::redis::RedisQueue;
+use stampede_engine::service::Engine;
+use stampede_engine::store::memory::MemoryStore;
+use stampede_engine::store::redis::{connect, RedisStore};
+use stampede_worker::WorkerConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
+use crate::state::AppState;
+use crate::telemetry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// API and workers in one process.
+    Serve,
+    Api,
+    Worker,
+}
+
+/// Opens the database, applies migrations, connects the store and queue, and (embedded)
+/// restores live state from the database.
+pub async fn build_engine(config: &Config) -> anyhow::Result<Arc<Engine>> {
+    let db = Database::connect(&config.database_url, config.db_connections)
+        .await
+        .context("opening the database")?;
+    db.migrate().await.context("applying database migrations")?;
+    let engine = match &config.redis_url {
+        Some(url) => {
+            let conn = connect(url, config.redis_timeout())
+                .await
+                .context("configuring Redis")?;
+            Engine::new(
+                Arc::new(RedisStore::new(conn.clone())),
+                Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
+                db,
+            )
+        }
+        None => {
+            let queue = Arc::new(MemoryQueue::default());
+            Engine::new(
+                Arc::new(MemoryStore::new(queue.clone())),
+                Arc::new(queue),
+                db,
+            )
+        }
+    };
+    if config.redis_url.is_none() {
+        let restored = engine
+            .restore_missing()
+            .await
+            .context("restoring campaigns from the database")?;
+        if restored > 0 {
+            tracing::info!(restored, "restored live campaigns from the database");
+        }
+    }
+    Ok(Arc::new(engine))
+}
+
+/// A running engine: its HTTP address (when it serves) and how to stop it.
+pub struct Running {
+    pub addr: Option<SocketAddr>,
+    pub engine: Arc<Engine>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Cancelling this token starts the graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down gracefully and waits until everything has flushed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("shutdown task")?
+    }
+
+    /// Waits until the engine stops (after its shutdown token is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("shutdown task")?
+    }
+}
+
+/// Starts the engine in `mode`; `listener` overrides `config.listen` (tests pass port 0).
+pub async fn start(
+    config: &Config,
+    mode: Mode,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<Running> {
+    if let Err(e) = config.validate() {
+        bail!(e);
+    }
+    if config.redis_url.is_none() && mode != Mode::Serve {
+        bail!("the embedded engine keeps its queue in-process: run `stampede serve`, or set STAMPEDE_REDIS_URL");
+    }
+    if config.jwt_secret.is_none() {
+        tracing::warn!("STAMPEDE_JWT_SECRET is not set: using the DEVELOPMENT secret {DEV_JWT_SECRET:?}; anyone can mint user tokens");
+    }
+    if config.admin_token.is_none() && mode != Mode::Worker {
+        tracing::warn!("STAMPEDE_ADMIN_TOKEN is not set: using the DEVELOPMENT admin token {DEV_ADMIN_TOKEN:?}");
+    }
+    let engine = build_engine(config).await?;
+    let shutdown = CancellationToken::new();
+
+    let mut addr = None;
+    let http = if mode != Mode::Worker {
+        let listener = match listener {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(&config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?,
+        };
+        addr = Some(listener.local_addr()?);
+        let state = AppState {
+            engine: engine.clone(),
+            auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
+            metrics: telemetry::metrics_handle(),
+        };
+        let app = crate::app(state);
+        let stop = shutdown.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }))
+    } else {
+        None
+    };
+
+    let worker_stop = CancellationToken::new();
+    let worker = if mode != Mode::Api {
+        let cfg = WorkerConfig {
+            consumers: if config.redis_url.is_some() {
+                config.worker_consumers
+            } else {
+                1
+            },
+            batch_size: config.worker_batch,
+            reclaim_idle: Duration::from_millis(config.reclaim_idle_ms),
+            reclaim_every: Duration::from_millis(config.reclaim_idle_ms.clamp(100, 5_000)),
+            drain_on_shutdown: config.redis_url.is_none(),
+            ..WorkerConfig::default()
+        };
+        let (queue, db, stop) = (engine.queue.clone(), engine.db.clone(), worker_stop.clone());
+        Some(tokio::spawn(stampede_worker::run(queue, db, cfg, stop)))
+    } else {
+        None
+    };
+
+    let (eng, stop) = (engine.clone(), shutdown.clone());
+    let task = tokio::spawn(async move {
+        let served = match http {
+            Some(h) => h.await.context("http task")?.context("http server"),
+            None => {
+                stop.cancelled().await;
+                Ok(())
+            }
+        };
+        tracing::info!("stopped accepting requests; flushing workers");
+        worker_stop.cancel();
+        if let Some(w) = worker {
+            w.await.context("worker task")?;
+        }
+        eng.db.close().await;
+        tracing::info!("shutdown complete");
+        served
+    });
+    Ok(Running {
+        addr,
+        engine,
+        shutdown,
+        task,
+    })
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

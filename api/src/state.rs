@@ -1,0 +1,15 @@
+//! The state every handler shares: the engine, the credentials checker and the metrics
+//! renderer. Cheap to clone (all `Arc`s).
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use stampede_engine::auth::Auth;
+use stampede_engine::service::Engine;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub auth: Arc<Auth>,
+    pub metrics: PrometheusHandle,
+}

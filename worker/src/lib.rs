@@ -1,0 +1,236 @@
+//! The worker: consumer tasks that drain the queue of accepted claims into the database.
+//!
+//! Each task loops: take a batch (reclaiming first, every `reclaim_every`, what dead
+//! consumers left pending), write it in ONE transaction that skips rows already there,
+//! and only after the commit acknowledge it. A crash anywhere in that loop leaves the
+//! batch pending, to be reclaimed and rewritten; the unique keys make the rewrite a
+//! no-op, so every accepted claim lands exactly once.
+//!
+//! A database that fails is retried with capped exponential backoff and jitter; the
+//! queue buffers meanwhile. On shutdown a task finishes (and acknowledges) the batch
+//! it holds; with `drain_on_shutdown` (the embedded queue, which lives in memory) it
+//! keeps going until the queue is empty.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use stampede_engine::clock::now_ms;
+use stampede_engine::db::Database;
+use stampede_engine::queue::{Consumer, Delivery, Queue};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Consumer tasks; each holds its own queue connection and one database connection
+    /// while it writes.
+    pub consumers: usize,
+    /// Claims per batch, so per transaction.
+    pub batch_size: usize,
+    /// How long one fetch waits for the first event; also bounds how long a task takes
+    /// to notice shutdown.
+    pub block: Duration,
+    /// An event pending this long with its consumer is taken over.
+    pub reclaim_idle: Duration,
+    pub reclaim_every: Duration,
+    /// Keep draining after shutdown until the queue is empty (embedded queue).
+    pub drain_on_shutdown: bool,
+    /// Consumer names are `{name}-{i}`; unique per process (host and pid by default).
+    pub name: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            consumers: 4,
+            batch_size: 1_000,
+            block: Duration::from_millis(200),
+            reclaim_idle: Duration::from_secs(30),
+            reclaim_every: Duration::from_secs(5),
+            drain_on_shutdown: false,
+            name: default_name(),
+        }
+    }
+}
+
+/// `{hostname}-{pid}`, unique among the live workers of one deployment.
+pub fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "stampede".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Runs the consumer tasks until `shutdown` is cancelled and they have flushed.
+pub async fn run(
+    queue: Arc<dyn Queue>,
+    db: Database,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
+    let tasks: Vec<_> = (0..config.consumers.max(1))
+        .map(|i| {
+            let (queue, db, config, shutdown) =
+                (queue.clone(), db.clone(), config.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let name = format!("{}-{i}", config.name);
+                consume(queue, db, &config, &name, shutdown).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "worker task panicked");
+        }
+    }
+}
+
+/// Capped exponential backoff with full jitter: up to 50 ms * 2^attempt, at most 5 s.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}
+
+async fn consume(
+    queue: Arc<dyn Queue>,
+    db: Database,
+    config: &WorkerConfig,
+    name: &str,
+    shutdown: CancellationToken,
+) {
+    let mut attempt = 0;
+    let mut consumer = loop {
+        match queue.consumer(name).await {
+            Ok(c) => break c,
+            Err(e) if shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, "worker stopping without a queue connection");
+                return;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "queue unavailable; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+    };
+    let mut last_reclaim: Option<Instant> = None;
+    let mut failures = 0;
+    loop {
+        let draining = shutdown.is_cancelled();
+        if draining && !config.drain_on_shutdown {
+            break;
+        }
+        let reclaim_due = last_reclaim.is_none_or(|t| t.elapsed() >= config.reclaim_every);
+        let batch = if reclaim_due && !draining {
+            last_reclaim = Some(Instant::now());
+            match consumer
+                .reclaim(config.reclaim_idle, config.batch_size)
+                .await
+            {
+                Ok(b) if !b.is_empty() => Ok(b),
+                Ok(_) => consumer.fetch(config.batch_size, config.block).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            consumer.fetch(config.batch_size, config.block).await
+        };
+        let batch = match batch {
+            Ok(b) => {
+                failures = 0;
+                b
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, consumer = name, "queue read failed; backing off");
+                if draining {
+                    break;
+                }
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if draining {
+                break;
+            }
+            continue;
+        }
+        if !persist(&db, &batch, &shutdown, name).await {
+            tracing::error!(
+                events = batch.len(),
+                consumer = name,
+                "shutting down with an unpersisted batch"
+            );
+            break;
+        }
+        if let Err(e) = consumer.ack(&batch).await {
+            // The rows are committed; the events stay pending and a later reclaim
+            // rewrites them as no-ops.
+            tracing::warn!(error = %e, consumer = name, "ack failed after commit");
+        }
+    }
+    tracing::info!(consumer = name, "worker task stopped");
+}
+
+/// Writes the batch, retrying until it commits. Gives up (returning false) only when
+/// shutting down with the database still failing; the batch then stays pending.
+async fn persist(
+    db: &Database,
+    batch: &[Delivery],
+    shutdown: &CancellationToken,
+    name: &str,
+) -> bool {
+    let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        match db.persist_claims(&claims, now_ms()).await {
+            Ok(inserted) => {
+                metrics::counter!("stampede_worker_persisted_total").increment(inserted);
+                metrics::histogram!("stampede_worker_batch_size").record(claims.len() as f64);
+                metrics::histogram!("stampede_db_write_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                if inserted < claims.len() as u64 {
+                    tracing::info!(
+                        redelivered = claims.len() as u64 - inserted,
+                        consumer = name,
+                        "skipped claims already persisted"
+                    );
+                }
+                return true;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, consumer = name, "database write failed; retrying");
+                if shutdown.is_cancelled() && attempt >= 3 {
+                    return false;
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+    }
+}
+
+/// Drains everything currently in the queue with one consumer and returns how many
+/// events it persisted (tests and the drain benchmark).
+pub async fn drain_once(
+    queue: &dyn Queue,
+    db: &Database,
+    batch_size: usize,
+) -> stampede_engine::Result<u64> {
+    let mut consumer: Box<dyn Consumer> =
+        queue.consumer(&format!("{}-drain", default_name())).await?;
+    let mut total = 0;
+    loop {
+        let batch = consumer
+            .fetch(batch_size, Duration::from_millis(100))
+            .await?;
+        if batch.is_empty() {
+            return Ok(total);
+        }
+        let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
+        db.persist_claims(&claims, now_ms()).await?;
+        consumer.ack(&batch).await?;
+        total += batch.len() as u64;
+    }
+}
