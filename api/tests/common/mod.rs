@@ -1,0 +1,174 @@
+//! Shared by the api's integration tests: start the real engine in-process on port 0,
+//! on Redis + a fresh PostgreSQL database, or embedded on a fresh SQLite file, and talk
+//! to it over HTTP like any client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stampede_api::config::Config;
+use stampede_api::startup::{self, Mode, Running};
+use stampede_engine::auth::Auth;
+use stampede_engine::testkit::{TestPg, TestRedis, TestSqlite};
+
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Redis store and queue, PostgreSQL.
+    Redis,
+    /// In-process store and queue, SQLite.
+    Embedded,
+}
+
+/// The databases and servers a test owns; dropped after the app.
+pub struct Deps {
+    pub redis: Option<TestRedis>,
+    pub pg: Option<TestPg>,
+    pub sqlite: Option<TestSqlite>,
+}
+
+impl Deps {
+    pub async fn new(backend: Backend) -> Deps {
+        match backend {
+            Backend::Redis => Deps {
+                redis: Some(TestRedis::start()),
+                pg: Some(TestPg::create().await),
+                sqlite: None,
+            },
+            Backend::Embedded => Deps {
+                redis: None,
+                pg: None,
+                sqlite: Some(TestSqlite::create()),
+            },
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            listen: "127.0.0.1:0".into(),
+            redis_url: self.redis.as_ref().map(TestRedis::url),
+            database_url: match (&self.pg, &self.sqlite) {
+                (Some(pg), _) => pg.url(),
+                (_, Some(s)) => s.url(),
+                _ => unreachable!("a database"),
+            },
+            jwt_secret: Some(JWT_SECRET.into()),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            redis_timeout_ms: 500,
+            db_connections: 8,
+            worker_consumers: 2,
+            worker_batch: 500,
+            reclaim_idle_ms: 2_000,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub auth: Auth,
+    pub running: Option<Running>,
+}
+
+impl TestApp {
+    pub async fn start(config: &Config) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = startup::start(config, Mode::Serve, Some(listener)).await.expect("engine starts");
+        TestApp {
+            addr: running.addr.expect("serving"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("client"),
+            auth: Auth::new(JWT_SECRET, ADMIN_TOKEN),
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.auth.mint(user, 3600).expect("mint")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean shutdown");
+        }
+    }
+
+    /// Creates a campaign and returns its id.
+    pub async fn create(&self, body: Value) -> u64 {
+        let res = self
+            .http
+            .post(self.url("/v1/campaigns"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), 201, "create campaign: {:?}", res.text().await);
+        let v: Value = res.json().await.expect("json");
+        v["id"].as_u64().expect("id")
+    }
+
+    pub async fn flash(&self, stock: u64, per_user_limit: u64) -> u64 {
+        self.create(json!({"kind": "flash_sale", "name": "Test sale", "stock": stock, "per_user_limit": per_user_limit}))
+            .await
+    }
+
+    /// One claim; returns the status and the body.
+    pub async fn claim(&self, campaign: u64, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/v1/campaigns/{campaign}/claims")))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("claim");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let res = self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("get");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
+    }
+
+    /// Waits (at most 30 s) until every accepted claim of the campaign is persisted.
+    pub async fn wait_drained(&self, campaign: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.admin_get(&format!("/v1/admin/campaigns/{campaign}/stats")).await;
+            if s["queue_backlog"] == 0 && s["persisted_claims"] == s["accepted_claims"] {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "queue did not drain: {s}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every persisted claim of the campaign, through the admin export.
+    pub async fn export(&self, campaign: u64) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self
+                .admin_get(&format!("/v1/admin/campaigns/{campaign}/claims?after={after}&limit=1000"))
+                .await;
+            all.extend(page["claims"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(n) => after = n.to_string(),
+                None => return all,
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! A worker process killed with SIGKILL in the middle of draining, then a second
+//! worker: every accepted claim ends up in the database exactly once.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Deps};
+use stampede_api::startup::build_engine;
+use stampede_engine::campaign::NewCampaign;
+use stampede_engine::claim::{ClaimOutcome, ClaimRequest};
+use stampede_engine::clock::now_ms;
+
+const CLAIMS: u64 = 20_000;
+
+fn spawn_worker(deps: &Deps) -> Child {
+    let config = deps.config();
+    Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("worker")
+        .env("STAMPEDE_REDIS_URL", config.redis_url.as_deref().unwrap_or(""))
+        .env("STAMPEDE_DATABASE_URL", &config.database_url)
+        .env("STAMPEDE_WORKER_BATCH", "100")
+        .env("STAMPEDE_WORKER_CONSUMERS", "2")
+        .env("STAMPEDE_RECLAIM_IDLE_MS", "1000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stampede worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
+    let deps = Deps::new(Backend::Redis).await;
+    let engine = build_engine(&deps.config()).await.expect("engine");
+    let (campaign, _) = engine
+        .create_campaign(&NewCampaign {
+            kind: "flash_sale".into(),
+            name: "crash".into(),
+            stock: Some(CLAIMS as i64),
+            ..Default::default()
+        })
+        .await
+        .expect("campaign");
+    let mut accepted = HashSet::new();
+    for chunk in 0..CLAIMS / 500 {
+        let requests: Vec<ClaimRequest> = (0..500)
+            .map(|i| ClaimRequest {
+                user_id: format!("u{}", chunk * 500 + i),
+                quantity: 1,
+            })
+            .collect();
+        for o in engine.store.claim_batch(campaign.id, now_ms(), &requests).await.expect("claims") {
+            let ClaimOutcome::Accepted(c) = o else { panic!("refused: {o:?}") };
+            accepted.insert(c.id);
+        }
+    }
+    assert_eq!(accepted.len() as u64, CLAIMS);
+
+    let mut first = spawn_worker(&deps);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let persisted_at_kill = loop {
+        let n = engine.db.persisted_count(campaign.id).await.expect("count");
+        if n > 0 {
+            first.kill().expect("SIGKILL");
+            let _ = first.wait();
+            break engine.db.persisted_count(campaign.id).await.expect("count");
+        }
+        assert!(Instant::now() < deadline, "first worker persisted nothing");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    assert!(persisted_at_kill < CLAIMS, "the kill came mid-drain ({persisted_at_kill} persisted)");
+    // The dead worker held batches it never acknowledged: only a reclaim can finish them.
+    let client = redis::Client::open(deps.config().redis_url.unwrap_or_default()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
+        .arg(stampede_engine::store::keys::stream(campaign.id))
+        .arg(stampede_engine::store::keys::GROUP)
+        .query_async(&mut conn)
+        .await
+        .expect("xpending");
+    assert!(pending.0 > 0, "the killed worker left pending claim events");
+
+    let mut second = spawn_worker(&deps);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = engine.queue.backlog(campaign.id).await.expect("backlog");
+        let n = engine.db.persisted_count(campaign.id).await.expect("count");
+        if backlog == 0 && n == CLAIMS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "second worker stalled: {n} persisted, backlog {backlog}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+
+    let rows = engine.db.campaign_claims(campaign.id, "", CLAIMS as i64 + 10).await.expect("export");
+    assert_eq!(rows.len() as u64, CLAIMS, "exactly once");
+    let persisted: HashSet<String> = rows.into_iter().map(|c| c.id).collect();
+    assert_eq!(persisted, accepted, "every accepted claim, and nothing else");
+}
