@@ -6,7 +6,9 @@
 -- KEYS[1]  {c:ID}:state    hash: kind (f|r), limit, starts, ends, remaining, seq, claims, sold, cents
 -- KEYS[2]  {c:ID}:users    hash: user id -> "held|claim id|quantity|amount|accepted ms|packet idx"
 -- KEYS[3]  {c:ID}:packets  list: unclaimed red packets "idx:amount" (red packet only)
--- KEYS[4]  {c:ID}:claims   stream: claim events for the workers
+-- KEYS[4]  {c:ID}:claims   stream: claim events for the workers, one field
+--          e = "campaign id|claim id|user id|quantity|amount|packet idx|accepted ms"
+--          (user ids cannot contain '|': the contract limits them to [A-Za-z0-9_.-])
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  campaign id
 -- ARGV[3], ARGV[4], ...  pairs of (user id, quantity)
@@ -81,9 +83,8 @@ for i = 3, #ARGV, 2 do
         local id = string.format('c%s-%010d', cid, seq)
         rec = string.format('%d|%s|%d|%d|%d|%d', held + qty, id, qty, amount, now, idx)
         redis.call('HSET', KEYS[2], user, rec)
-        redis.call('XADD', KEYS[4], '*', 'id', id, 'c', cid, 'u', user,
-          'q', string.format('%d', qty), 'a', string.format('%d', amount),
-          'p', string.format('%d', idx), 't', string.format('%d', now))
+        redis.call('XADD', KEYS[4], '*', 'e',
+          string.format('%s|%s|%s|%d|%d|%d|%d', cid, id, user, qty, amount, idx, now))
         answer('A', rec)
       end
     end

@@ -68,7 +68,9 @@ async fn bad_inputs_get_the_contract_status_and_code() {
     let deps = Deps::new(Backend::Embedded).await;
     let mut app = TestApp::start(&deps.config()).await;
     let sale = app.flash(10, 2).await;
-    let packet = app.create(json!({"kind": "red_packet", "name": "rp", "total_cents": 100, "count": 10})).await;
+    let packet = app
+        .create(json!({"kind": "red_packet", "name": "rp", "total_cents": 100, "count": 10}))
+        .await;
     let later = app
         .create(json!({"kind": "flash_sale", "name": "later", "stock": 5, "starts_at": "2099-01-01T00:00:00Z"}))
         .await;
@@ -95,7 +97,10 @@ async fn bad_inputs_get_the_contract_status_and_code() {
     let expired = forge_hs256(&format!(r#"{{"sub":"u1","exp":{}}}"#, 1_000));
     let no_sub = forge_hs256(&format!(r#"{{"exp":{exp}}}"#));
     let bad_sub = forge_hs256(&format!(r#"{{"sub":"no spaces!","exp":{exp}}}"#));
-    let none = unsigned(r#"{"alg":"none","typ":"JWT"}"#, &format!(r#"{{"sub":"u1","exp":{exp}}}"#));
+    let none = unsigned(
+        r#"{"alg":"none","typ":"JWT"}"#,
+        &format!(r#"{{"sub":"u1","exp":{exp}}}"#),
+    );
 
     let cases = vec![
         // 401: credentials
@@ -169,12 +174,19 @@ async fn bad_inputs_get_the_contract_status_and_code() {
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
         assert_eq!(status, c.status, "{}: {text}", c.name);
-        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{}: not JSON: {text}", c.name));
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{}: not JSON: {text}", c.name));
         assert_eq!(body["error"]["code"], c.code, "{}: {text}", c.name);
         let message = body["error"]["message"].as_str().unwrap_or("");
         assert!(!message.is_empty(), "{}: a message", c.name);
-        for leak in ["SELECT", "INSERT", "sqlx", "redis", "ERR ", "panicked", "/work", ".rs"] {
-            assert!(!message.contains(leak), "{}: message leaks {leak:?}: {message}", c.name);
+        for leak in [
+            "SELECT", "INSERT", "sqlx", "redis", "ERR ", "panicked", "/work", ".rs",
+        ] {
+            assert!(
+                !message.contains(leak),
+                "{}: message leaks {leak:?}: {message}",
+                c.name
+            );
         }
     }
     app.stop().await;
@@ -190,7 +202,11 @@ fn jsonwebtoken_free_exp() -> u64 {
 /// An HS256 token signed with the test secret over an arbitrary payload.
 fn forge_hs256(payload: &str) -> String {
     use hmac::{Hmac, Mac};
-    let signing_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(payload.as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(payload.as_bytes())
+    );
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("hmac key");
     mac.update(signing_input.as_bytes());
     format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))

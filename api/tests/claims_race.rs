@@ -12,7 +12,11 @@ use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 
 /// Fires every (token, body) claim concurrently (up to 256 in flight).
-async fn fire(app: &TestApp, campaign: u64, claims: Vec<(String, Option<Value>)>) -> Vec<(u16, Value)> {
+async fn fire(
+    app: &TestApp,
+    campaign: u64,
+    claims: Vec<(String, Option<Value>)>,
+) -> Vec<(u16, Value)> {
     stream::iter(claims)
         .map(|(token, body)| async move { app.claim(campaign, &token, body).await })
         .buffer_unordered(256)
@@ -33,9 +37,16 @@ async fn flash_sale_race(backend: Backend) {
     claims.shuffle(&mut rand::rng());
     let replies = fire(&app, id, claims).await;
 
-    let accepted: Vec<&Value> = replies.iter().filter(|(s, _)| *s == 201).map(|(_, b)| &b["claim"]).collect();
+    let accepted: Vec<&Value> = replies
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| &b["claim"])
+        .collect();
     assert_eq!(accepted.len(), 500, "exactly the stock is accepted");
-    let winners: HashSet<&str> = accepted.iter().filter_map(|c| c["user_id"].as_str()).collect();
+    let winners: HashSet<&str> = accepted
+        .iter()
+        .filter_map(|c| c["user_id"].as_str())
+        .collect();
     assert_eq!(winners.len(), 500, "no user accepted twice");
     for (status, body) in &replies {
         match status {
@@ -50,9 +61,17 @@ async fn flash_sale_race(backend: Backend) {
     assert_eq!(stats["accepted_claims"], 500);
     assert_eq!(stats["remaining"], 0);
     let exported = app.export(id).await;
-    let ids = |v: &[&Value]| v.iter().filter_map(|c| c["id"].as_str().map(String::from)).collect::<HashSet<_>>();
+    let ids = |v: &[&Value]| {
+        v.iter()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect::<HashSet<_>>()
+    };
     let exported_refs: Vec<&Value> = exported.iter().collect();
-    assert_eq!(exported.len(), 500, "the database holds exactly the accepted claims");
+    assert_eq!(
+        exported.len(),
+        500,
+        "the database holds exactly the accepted claims"
+    );
     assert_eq!(ids(&exported_refs), ids(&accepted));
     app.stop().await;
 }
@@ -73,13 +92,26 @@ async fn red_packet_race(backend: Backend) {
     let id = app
         .create(json!({"kind": "red_packet", "name": "New year", "total_cents": 100_000, "count": 300, "min_cents": 1}))
         .await;
-    let claims: Vec<(String, Option<Value>)> = (0..1_000).map(|u| (app.token(&format!("u{u}")), None)).collect();
+    let claims: Vec<(String, Option<Value>)> = (0..1_000)
+        .map(|u| (app.token(&format!("u{u}")), None))
+        .collect();
     let replies = fire(&app, id, claims).await;
-    let accepted: Vec<&Value> = replies.iter().filter(|(s, _)| *s == 201).map(|(_, b)| &b["claim"]).collect();
+    let accepted: Vec<&Value> = replies
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| &b["claim"])
+        .collect();
     assert_eq!(accepted.len(), 300);
-    let amounts: Vec<u64> = accepted.iter().filter_map(|c| c["amount_cents"].as_u64()).collect();
+    let amounts: Vec<u64> = accepted
+        .iter()
+        .filter_map(|c| c["amount_cents"].as_u64())
+        .collect();
     assert_eq!(amounts.len(), 300);
-    assert_eq!(amounts.iter().sum::<u64>(), 100_000, "packets sum to total_cents exactly");
+    assert_eq!(
+        amounts.iter().sum::<u64>(),
+        100_000,
+        "packets sum to total_cents exactly"
+    );
     assert!(amounts.iter().all(|&a| a >= 1));
     assert!(replies.iter().all(|(s, _)| *s == 201 || *s == 409));
 
@@ -87,7 +119,13 @@ async fn red_packet_race(backend: Backend) {
     assert_eq!(stats["claimed_cents"], 100_000);
     let exported = app.export(id).await;
     assert_eq!(exported.len(), 300);
-    assert_eq!(exported.iter().filter_map(|c| c["amount_cents"].as_u64()).sum::<u64>(), 100_000);
+    assert_eq!(
+        exported
+            .iter()
+            .filter_map(|c| c["amount_cents"].as_u64())
+            .sum::<u64>(),
+        100_000
+    );
     app.stop().await;
 }
 
@@ -116,11 +154,15 @@ async fn per_user_limit_race(backend: Backend) {
     let replies = fire(&app, id, claims).await;
     let mut held: HashMap<String, u64> = HashMap::new();
     for (status, body) in &replies {
-        assert!([201, 200, 422].contains(status), "unexpected {status}: {body}");
+        assert!(
+            [201, 200, 422].contains(status),
+            "unexpected {status}: {body}"
+        );
         if *status == 201 {
             let c = &body["claim"];
-            *held.entry(c["user_id"].as_str().unwrap_or("").to_string()).or_default() +=
-                c["quantity"].as_u64().unwrap_or(0);
+            *held
+                .entry(c["user_id"].as_str().unwrap_or("").to_string())
+                .or_default() += c["quantity"].as_u64().unwrap_or(0);
         }
     }
     assert_eq!(held.len(), 10);
@@ -131,7 +173,9 @@ async fn per_user_limit_race(backend: Backend) {
     let exported = app.export(id).await;
     let mut per_user: HashMap<String, u64> = HashMap::new();
     for c in &exported {
-        *per_user.entry(c["user_id"].as_str().unwrap_or("").to_string()).or_default() += c["quantity"].as_u64().unwrap_or(0);
+        *per_user
+            .entry(c["user_id"].as_str().unwrap_or("").to_string())
+            .or_default() += c["quantity"].as_u64().unwrap_or(0);
     }
     assert!(per_user.values().all(|&n| n == 3));
     app.stop().await;
@@ -167,7 +211,15 @@ async fn embedded_claims_survive_a_restart_of_the_process() {
     app.stop().await;
 
     let mut app = TestApp::start(&config).await;
-    let c: Value = app.http.get(app.url(&format!("/v1/campaigns/{id}"))).send().await.expect("get").json().await.expect("json");
+    let c: Value = app
+        .http
+        .get(app.url(&format!("/v1/campaigns/{id}")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(c["remaining"], 2);
     for u in ["a", "b", "c"] {
         let (status, body) = app.claim(id, &app.token(u), None).await;
@@ -177,7 +229,11 @@ async fn embedded_claims_survive_a_restart_of_the_process() {
     }
     let (status, body) = app.claim(id, &app.token("d"), None).await;
     assert_eq!(status, 201);
-    assert_eq!(body["claim"]["id"], format!("c{id}-0000000004"), "the sequence continues");
+    assert_eq!(
+        body["claim"]["id"],
+        format!("c{id}-0000000004"),
+        "the sequence continues"
+    );
     // The red packet hands out exactly the one packet left, and the total still adds up.
     let (status, last) = app.claim(rp, &app.token("d"), None).await;
     assert_eq!(status, 201);
@@ -185,7 +241,13 @@ async fn embedded_claims_survive_a_restart_of_the_process() {
     app.wait_drained(rp).await;
     let exported = app.export(rp).await;
     assert_eq!(exported.len(), 4);
-    assert_eq!(exported.iter().filter_map(|c| c["amount_cents"].as_u64()).sum::<u64>(), 1_000);
+    assert_eq!(
+        exported
+            .iter()
+            .filter_map(|c| c["amount_cents"].as_u64())
+            .sum::<u64>(),
+        1_000
+    );
     assert!(last["claim"]["amount_cents"].as_u64().is_some());
     app.wait_drained(id).await;
     assert_eq!(app.export(id).await.len(), 4);

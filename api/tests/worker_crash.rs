@@ -19,7 +19,10 @@ fn spawn_worker(deps: &Deps) -> Child {
     let config = deps.config();
     Command::new(env!("CARGO_BIN_EXE_stampede"))
         .arg("worker")
-        .env("STAMPEDE_REDIS_URL", config.redis_url.as_deref().unwrap_or(""))
+        .env(
+            "STAMPEDE_REDIS_URL",
+            config.redis_url.as_deref().unwrap_or(""),
+        )
         .env("STAMPEDE_DATABASE_URL", &config.database_url)
         .env("STAMPEDE_WORKER_BATCH", "100")
         .env("STAMPEDE_WORKER_CONSUMERS", "2")
@@ -52,8 +55,15 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
                 quantity: 1,
             })
             .collect();
-        for o in engine.store.claim_batch(campaign.id, now_ms(), &requests).await.expect("claims") {
-            let ClaimOutcome::Accepted(c) = o else { panic!("refused: {o:?}") };
+        for o in engine
+            .store
+            .claim_batch(campaign.id, now_ms(), &requests)
+            .await
+            .expect("claims")
+        {
+            let ClaimOutcome::Accepted(c) = o else {
+                panic!("refused: {o:?}")
+            };
             accepted.insert(c.id);
         }
     }
@@ -71,10 +81,16 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
         assert!(Instant::now() < deadline, "first worker persisted nothing");
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    assert!(persisted_at_kill < CLAIMS, "the kill came mid-drain ({persisted_at_kill} persisted)");
+    assert!(
+        persisted_at_kill < CLAIMS,
+        "the kill came mid-drain ({persisted_at_kill} persisted)"
+    );
     // The dead worker held batches it never acknowledged: only a reclaim can finish them.
     let client = redis::Client::open(deps.config().redis_url.unwrap_or_default()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
         .arg(stampede_engine::store::keys::stream(campaign.id))
         .arg(stampede_engine::store::keys::GROUP)
@@ -91,14 +107,24 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
         if backlog == 0 && n == CLAIMS {
             break;
         }
-        assert!(Instant::now() < deadline, "second worker stalled: {n} persisted, backlog {backlog}");
+        assert!(
+            Instant::now() < deadline,
+            "second worker stalled: {n} persisted, backlog {backlog}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = second.kill();
     let _ = second.wait();
 
-    let rows = engine.db.campaign_claims(campaign.id, "", CLAIMS as i64 + 10).await.expect("export");
+    let rows = engine
+        .db
+        .campaign_claims(campaign.id, "", CLAIMS as i64 + 10)
+        .await
+        .expect("export");
     assert_eq!(rows.len() as u64, CLAIMS, "exactly once");
     let persisted: HashSet<String> = rows.into_iter().map(|c| c.id).collect();
-    assert_eq!(persisted, accepted, "every accepted claim, and nothing else");
+    assert_eq!(
+        persisted, accepted,
+        "every accepted claim, and nothing else"
+    );
 }

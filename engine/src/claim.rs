@@ -28,6 +28,38 @@ pub struct Claim {
     pub accepted_at_ms: i64,
 }
 
+impl Claim {
+    /// The claim event as the queue carries it (one stream field, written by
+    /// `lua/claim.lua`): `campaign id|claim id|user id|quantity|amount|packet idx|accepted ms`.
+    pub fn to_event(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            self.campaign_id,
+            self.id,
+            self.user_id,
+            self.quantity,
+            self.amount_cents,
+            self.packet_idx,
+            self.accepted_at_ms
+        )
+    }
+
+    /// Parses [`Claim::to_event`]'s format; `None` for anything else.
+    pub fn from_event(s: &str) -> Option<Claim> {
+        let mut f = s.split('|');
+        let claim = Claim {
+            campaign_id: f.next()?.parse().ok()?,
+            id: f.next()?.to_string(),
+            user_id: f.next()?.to_string(),
+            quantity: f.next()?.parse().ok()?,
+            amount_cents: f.next()?.parse().ok()?,
+            packet_idx: f.next()?.parse().ok()?,
+            accepted_at_ms: f.next()?.parse().ok()?,
+        };
+        f.next().is_none().then_some(claim)
+    }
+}
+
 /// Formats a claim id; see [`Claim::id`].
 pub fn claim_id(campaign_id: u64, seq: u64) -> String {
     format!("c{campaign_id}-{seq:010}")
@@ -67,6 +99,29 @@ impl ClaimOutcome {
             ClaimOutcome::Ended => "ended",
             ClaimOutcome::OverLimit { .. } => "rejected",
             ClaimOutcome::Missing => "unavailable",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_and_garbage_is_refused() {
+        let c = Claim {
+            id: claim_id(17, 42),
+            campaign_id: 17,
+            user_id: "u.1-x_y".into(),
+            quantity: 2,
+            amount_cents: 0,
+            packet_idx: -1,
+            accepted_at_ms: 1_800_000_000_123,
+        };
+        assert_eq!(Claim::from_event(&c.to_event()), Some(c.clone()));
+        assert_eq!(claim_seq(&c.id), Some(42));
+        for bad in ["", "1|2", "x|c1|u|1|0|-1|5", "1|c1|u|1|0|-1|5|extra"] {
+            assert_eq!(Claim::from_event(bad), None, "{bad:?}");
         }
     }
 }

@@ -76,8 +76,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: &Config) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let running = startup::start(config, Mode::Serve, Some(listener)).await.expect("engine starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let running = startup::start(config, Mode::Serve, Some(listener))
+            .await
+            .expect("engine starts");
         TestApp {
             addr: running.addr.expect("serving"),
             http: reqwest::Client::builder()
@@ -138,7 +142,13 @@ impl TestApp {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let res = self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("get");
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(res.status(), 200, "{path}");
         res.json().await.expect("json")
     }
@@ -147,7 +157,9 @@ impl TestApp {
     pub async fn wait_drained(&self, campaign: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let s = self.admin_get(&format!("/v1/admin/campaigns/{campaign}/stats")).await;
+            let s = self
+                .admin_get(&format!("/v1/admin/campaigns/{campaign}/stats"))
+                .await;
             if s["queue_backlog"] == 0 && s["persisted_claims"] == s["accepted_claims"] {
                 return s;
             }
@@ -162,7 +174,9 @@ impl TestApp {
         let mut after = String::new();
         loop {
             let page = self
-                .admin_get(&format!("/v1/admin/campaigns/{campaign}/claims?after={after}&limit=1000"))
+                .admin_get(&format!(
+                    "/v1/admin/campaigns/{campaign}/claims?after={after}&limit=1000"
+                ))
                 .await;
             all.extend(page["claims"].as_array().cloned().unwrap_or_default());
             match page["next"].as_str() {

@@ -171,15 +171,7 @@ impl RedisConsumer {
 }
 
 fn parse_entry(e: &StreamId) -> Option<Claim> {
-    Some(Claim {
-        id: e.get("id")?,
-        campaign_id: e.get("c")?,
-        user_id: e.get("u")?,
-        quantity: e.get("q")?,
-        amount_cents: e.get("a")?,
-        packet_idx: e.get("p")?,
-        accepted_at_ms: e.get("t")?,
-    })
+    Claim::from_event(&e.get::<String>("e")?)
 }
 
 #[async_trait]
