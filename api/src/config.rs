@@ -42,6 +42,10 @@ pub struct Config {
     /// Claims per worker batch (one transaction each).
     #[arg(long, env = "STAMPEDE_WORKER_BATCH", default_value_t = 1000)]
     pub worker_batch: usize,
+    /// Most claims of one campaign decided by one store call when they arrive together
+    /// (Redis only; 1 sends every claim alone).
+    #[arg(long, env = "STAMPEDE_CLAIM_BATCH", default_value_t = 64)]
+    pub claim_batch: usize,
     /// Milliseconds a claim event may stay pending with a consumer before another takes it over.
     #[arg(long, env = "STAMPEDE_RECLAIM_IDLE_MS", default_value_t = 30_000)]
     pub reclaim_idle_ms: u64,
@@ -85,6 +89,9 @@ impl Config {
         }
         if self.worker_batch == 0 || self.worker_batch > 10_000 {
             return Err("STAMPEDE_WORKER_BATCH must be between 1 and 10000".into());
+        }
+        if self.claim_batch == 0 || self.claim_batch > 1_000 {
+            return Err("STAMPEDE_CLAIM_BATCH must be between 1 and 1000".into());
         }
         if self.jwt_secret.as_deref().is_some_and(|s| s.len() < 16) {
             return Err("STAMPEDE_JWT_SECRET must be at least 16 bytes".into());

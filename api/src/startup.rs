@@ -25,6 +25,10 @@ use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
 use crate::state::AppState;
 use crate::telemetry;
 
+/// Claim batches of one campaign outstanding at once per api process: enough to keep
+/// the Redis connection busy while the next batch gathers.
+const CLAIM_BATCHES_IN_FLIGHT: usize = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// API and workers in one process.
@@ -50,6 +54,7 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Arc<Engine>> {
                 Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
                 db,
             )
+            .with_coalescing(config.claim_batch, CLAIM_BATCHES_IN_FLIGHT)
         }
         None => {
             let queue = Arc::new(MemoryQueue::default());

@@ -3,7 +3,8 @@
 //! The claim path, in the order a request travels it:
 //!
 //! - [`auth`] verifies the caller (HS256 user JWTs, the admin token).
-//! - [`service::Engine::claim`] hands the claim to the [`store`]: ONE atomic step
+//! - [`service::Engine::claim`] hands the claim to the [`store`] (through the
+//!   [`coalescer`], which batches concurrent claims of a campaign): ONE atomic step
 //!   (a Lua script in Redis, one critical section in the in-process store) checks the
 //!   time window, the per-user limit and the stock, deducts, records the user and
 //!   enqueues a [`claim::ClaimEvent`] on the [`queue`].
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod campaign;
 pub mod claim;
 pub mod clock;
+pub mod coalescer;
 pub mod db;
 pub mod error;
 pub mod queue;

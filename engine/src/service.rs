@@ -11,6 +11,7 @@ use rand::RngCore;
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::clock::now_ms;
+use crate::coalescer::Coalescer;
 use crate::db::Database;
 use crate::error::{EngineError, Result};
 use crate::queue::Queue;
@@ -48,6 +49,9 @@ pub struct Engine {
     /// end (close), and the store enforces the live end, so a cached row is safe to
     /// use for the claim path; `close` refreshes this instance's copy.
     campaigns: RwLock<HashMap<u64, Arc<Campaign>>>,
+    /// When set, claims go through it (batched per campaign) instead of one store call
+    /// each: worth it when a store call is a network round trip.
+    coalescer: Option<Coalescer>,
 }
 
 impl Engine {
@@ -57,7 +61,15 @@ impl Engine {
             queue,
             db,
             campaigns: RwLock::new(HashMap::new()),
+            coalescer: None,
         }
+    }
+
+    /// Sends concurrent claims of a campaign to the store in batches of up to
+    /// `max_batch`, with at most `max_in_flight` batches outstanding per campaign.
+    pub fn with_coalescing(mut self, max_batch: usize, max_in_flight: usize) -> Self {
+        self.coalescer = Some(Coalescer::new(self.store.clone(), max_batch, max_in_flight));
+        self
     }
 
     /// Validates and creates a campaign: the database row first (the source of truth),
@@ -142,17 +154,14 @@ impl Engine {
             (_, Some(0)) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
             (_, Some(q)) => q,
         };
-        let outcome = self
-            .store
-            .claim(
-                campaign_id,
-                now_ms(),
-                ClaimRequest {
-                    user_id: user_id.to_string(),
-                    quantity,
-                },
-            )
-            .await?;
+        let request = ClaimRequest {
+            user_id: user_id.to_string(),
+            quantity,
+        };
+        let outcome = match &self.coalescer {
+            Some(c) => c.claim(campaign_id, request).await?,
+            None => self.store.claim(campaign_id, now_ms(), request).await?,
+        };
         if outcome == ClaimOutcome::Missing {
             return Err(EngineError::StateMissing(campaign_id));
         }

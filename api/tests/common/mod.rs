@@ -62,6 +62,7 @@ impl Deps {
             db_connections: 8,
             worker_consumers: 2,
             worker_batch: 500,
+            claim_batch: 64,
             reclaim_idle_ms: 2_000,
         }
     }
