@@ -420,3 +420,46 @@ async fn a_dead_consumers_events_are_reclaimed_by_another() {
             });
     assert_eq!(by_user.len(), 50);
 }
+
+async fn coalesced_racing_claims_keep_every_invariant(h: Harness) {
+    use stampede_engine::coalescer::Coalescer;
+    // The coalescer stamps claims with the real clock.
+    let now = stampede_engine::clock::now_ms();
+    let c = Campaign {
+        starts_at_ms: now - 1_000,
+        ends_at_ms: now + 3_600_000,
+        ..flash(11, 300, 2)
+    };
+    load(&h, &c).await;
+    let coalescer = Arc::new(Coalescer::new(h.store.clone(), 16, 2));
+    let mut requests: Vec<ClaimRequest> = (0..400)
+        .flat_map(|u| {
+            [
+                req(&format!("u{u}"), 1),
+                req(&format!("u{u}"), 1),
+                req(&format!("u{u}"), 1),
+            ]
+        })
+        .collect();
+    requests.shuffle(&mut rand::rng());
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let co = coalescer.clone();
+            tokio::spawn(async move { co.claim(11, r).await.expect("claim") })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("task"));
+    }
+    let won = accepted(&outcomes);
+    assert_eq!(won.len(), 300);
+    let mut per_user: HashMap<&str, u64> = HashMap::new();
+    for w in &won {
+        *per_user.entry(w.user_id.as_str()).or_default() += w.quantity;
+    }
+    assert!(per_user.values().all(|&n| n <= 2), "nobody over the limit");
+    assert_eq!(drain(&h).await.len(), 300);
+}
+conformance!(coalesced_race, coalesced_racing_claims_keep_every_invariant);
