@@ -15,9 +15,25 @@ use stampede_engine::clock::now_ms;
 
 const CLAIMS: u64 = 20_000;
 
-fn spawn_worker(deps: &Deps) -> Child {
+/// A worker process, SIGKILLed when dropped, so a failing test leaves none behind.
+struct Worker(Child);
+
+impl Worker {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_worker(deps: &Deps) -> Worker {
     let config = deps.config();
-    Command::new(env!("CARGO_BIN_EXE_stampede"))
+    let child = Command::new(env!("CARGO_BIN_EXE_stampede"))
         .arg("worker")
         .env(
             "STAMPEDE_REDIS_URL",
@@ -31,7 +47,8 @@ fn spawn_worker(deps: &Deps) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn stampede worker")
+        .expect("spawn stampede worker");
+    Worker(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,8 +91,7 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
     let persisted_at_kill = loop {
         let n = engine.db.persisted_count(campaign.id).await.expect("count");
         if n > 0 {
-            first.kill().expect("SIGKILL");
-            let _ = first.wait();
+            first.kill(); // Child::kill is SIGKILL on Unix
             break engine.db.persisted_count(campaign.id).await.expect("count");
         }
         assert!(Instant::now() < deadline, "first worker persisted nothing");
@@ -113,8 +129,7 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = second.kill();
-    let _ = second.wait();
+    second.kill();
 
     let rows = engine
         .db

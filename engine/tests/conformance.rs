@@ -233,9 +233,7 @@ async fn a_per_user_limit_above_one_holds_under_racing_requests(h: Harness) {
     // Quantities race too: 2 + 2 can never both pass a limit of 3.
     let outcomes = race(&h, 3, (0..20).map(|_| req("pair", 2)).collect()).await;
     assert_eq!(accepted(&outcomes).len(), 1);
-    assert!(outcomes
-        .iter()
-        .any(|o| *o == ClaimOutcome::OverLimit { may_take: 1 }));
+    assert!(outcomes.contains(&ClaimOutcome::OverLimit { may_take: 1 }));
 }
 conformance!(
     per_user_limit_race,
