@@ -461,3 +461,29 @@ async fn coalesced_racing_claims_keep_every_invariant(h: Harness) {
     assert_eq!(drain(&h).await.len(), 300);
 }
 conformance!(coalesced_race, coalesced_racing_claims_keep_every_invariant);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_script_is_reloaded_after_a_script_flush() {
+    let h = redis().await;
+    load(&h, &flash(12, 5, 1)).await;
+    assert!(matches!(
+        h.store.claim(12, NOW, req("a", 1)).await.expect("claim"),
+        ClaimOutcome::Accepted(_)
+    ));
+    let url = h._redis.as_ref().map(TestRedis::url).unwrap_or_default();
+    let mut conn = redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    // EVALSHA now answers NOSCRIPT; the store loads the script again and goes on.
+    assert!(matches!(
+        h.store.claim(12, NOW, req("b", 1)).await.expect("claim"),
+        ClaimOutcome::Accepted(_)
+    ));
+}
