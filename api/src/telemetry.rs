@@ -40,3 +40,51 @@ pub fn metrics_handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// The claim path's metric handles, registered once: looking a labelled series up in
+/// the registry on every claim costs a hash of its key and labels.
+pub struct ClaimMetrics {
+    outcomes: Vec<(&'static str, metrics::Counter)>,
+    duration: metrics::Histogram,
+}
+
+/// Every `outcome` label of `stampede_claims_total` (contract: "Administration and operations").
+pub const CLAIM_OUTCOMES: [&str; 8] = [
+    "accepted",
+    "already_claimed",
+    "sold_out",
+    "not_started",
+    "ended",
+    "rate_limited",
+    "rejected",
+    "unavailable",
+];
+
+impl ClaimMetrics {
+    pub fn record(&self, outcome: &str, elapsed: std::time::Duration) {
+        if let Some((_, c)) = self.outcomes.iter().find(|(o, _)| *o == outcome) {
+            c.increment(1);
+        }
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
+
+/// The claim metrics, registered on first use (after the recorder is installed).
+pub fn claim_metrics() -> &'static ClaimMetrics {
+    static METRICS: OnceLock<ClaimMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        metrics_handle();
+        ClaimMetrics {
+            outcomes: CLAIM_OUTCOMES
+                .iter()
+                .map(|&o| {
+                    (
+                        o,
+                        metrics::counter!("stampede_claims_total", "outcome" => o),
+                    )
+                })
+                .collect(),
+            duration: metrics::histogram!("stampede_claim_duration_seconds"),
+        }
+    })
+}

@@ -1,5 +1,6 @@
 //! The JSON shapes of the contract's Campaign and Claim objects.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use stampede_engine::campaign::{Campaign, CampaignKind, LiveCounters};
 use stampede_engine::claim::Claim;
@@ -35,19 +36,38 @@ pub fn campaign(c: &Campaign, k: &LiveCounters) -> Value {
     v
 }
 
-/// A claim; `quantity` for a flash sale, `amount_cents` for a red packet.
-pub fn claim(c: &Claim, persisted: bool) -> Value {
-    let mut v = json!({
-        "id": c.id,
-        "campaign_id": c.campaign_id,
-        "user_id": c.user_id,
-        "accepted_at": to_rfc3339(c.accepted_at_ms),
-        "persisted": persisted,
-    });
-    if c.packet_idx >= 0 {
-        v["amount_cents"] = json!(c.amount_cents);
-    } else {
-        v["quantity"] = json!(c.quantity);
+/// A claim: `quantity` for a flash sale, `amount_cents` for a red packet. A typed
+/// struct rather than a `Value`: it is on the claim hot path, and serializing it
+/// directly costs no map or string allocations.
+#[derive(Serialize)]
+pub struct ClaimView<'a> {
+    pub id: &'a str,
+    pub campaign_id: u64,
+    pub user_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_cents: Option<u64>,
+    pub accepted_at: String,
+    pub persisted: bool,
+}
+
+pub fn claim(c: &Claim, persisted: bool) -> ClaimView<'_> {
+    let red_packet = c.packet_idx >= 0;
+    ClaimView {
+        id: &c.id,
+        campaign_id: c.campaign_id,
+        user_id: &c.user_id,
+        quantity: (!red_packet).then_some(c.quantity),
+        amount_cents: red_packet.then_some(c.amount_cents),
+        accepted_at: to_rfc3339(c.accepted_at_ms),
+        persisted,
     }
-    v
+}
+
+/// The reply of a claim: `{"status": ..., "claim": ...}`.
+#[derive(Serialize)]
+pub struct ClaimReply<'a> {
+    pub status: &'static str,
+    pub claim: ClaimView<'a>,
 }

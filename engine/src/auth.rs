@@ -4,6 +4,12 @@
 //! included) is refused before its signature is looked at. `exp` and `sub` are
 //! required, with no leeway, and `sub` must be a valid user id. The admin token is
 //! compared in constant time. Secrets never appear in `Debug` output.
+//!
+//! Verified tokens are remembered (as Envoy's `jwt_authn` JWT cache does): a crowd's
+//! retries present the same token again and again, and decoding and checking it costs
+//! more than the rest of a claim's CPU work. The cache is keyed by the exact token
+//! bytes, so only a byte-identical token that already passed every check hits, and its
+//! `exp` is still checked on every hit. It is bounded (`VERIFIED_TOKENS` entries).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -28,7 +34,12 @@ struct UserClaims {
     exp: u64,
 }
 
+/// Verified tokens remembered per process; at ~250 bytes each, about 16 MiB at most.
+const VERIFIED_TOKENS: usize = 65_536;
+
 pub struct Auth {
+    /// Token -> (user id, `exp`), for tokens that passed every check.
+    verified: quick_cache::sync::Cache<Box<str>, (Box<str>, u64)>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -56,6 +67,7 @@ impl Auth {
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Auth {
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
             encoding: EncodingKey::from_secret(jwt_secret.as_bytes()),
             decoding: DecodingKey::from_secret(jwt_secret.as_bytes()),
             validation,
@@ -65,6 +77,11 @@ impl Auth {
 
     /// Verifies a user JWT and returns its user id.
     pub fn verify_user(&self, token: &str) -> Result<String, AuthError> {
+        if let Some((user, exp)) = self.verified.get(token) {
+            if jsonwebtoken::get_current_timestamp() < exp {
+                return Ok(user.into_string());
+            }
+        }
         let data = jsonwebtoken::decode::<UserClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -73,6 +90,10 @@ impl Auth {
         if !valid_user_id(&data.claims.sub) {
             return Err(AuthError::BadUserId);
         }
+        self.verified.insert(
+            token.into(),
+            (data.claims.sub.as_str().into(), data.claims.exp),
+        );
         Ok(data.claims.sub)
     }
 
@@ -164,6 +185,36 @@ mod tests {
             Err(AuthError::Invalid)
         );
         assert_eq!(auth.verify_user("garbage"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_tampered_one_misses() {
+        let auth = Auth::new("secret", "admin");
+        let short = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &UserClaims {
+                sub: "u1".into(),
+                exp: jsonwebtoken::get_current_timestamp() + 1,
+            },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        assert_eq!(auth.verify_user(&short), Ok("u1".to_string()));
+        assert_eq!(
+            auth.verify_user(&short),
+            Ok("u1".to_string()),
+            "served from the cache"
+        );
+        let mut tampered = short.clone();
+        tampered.pop();
+        tampered.push(if short.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(auth.verify_user(&tampered), Err(AuthError::Invalid));
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert_eq!(
+            auth.verify_user(&short),
+            Err(AuthError::Expired),
+            "the cache honours exp"
+        );
     }
 
     #[test]

@@ -67,8 +67,10 @@ impl Engine {
 
     /// Sends concurrent claims of a campaign to the store in batches of up to
     /// `max_batch`, with at most `max_in_flight` batches outstanding per campaign.
+    /// A `max_batch` of 1 turns coalescing off: every claim is its own store call.
     pub fn with_coalescing(mut self, max_batch: usize, max_in_flight: usize) -> Self {
-        self.coalescer = Some(Coalescer::new(self.store.clone(), max_batch, max_in_flight));
+        self.coalescer =
+            (max_batch > 1).then(|| Coalescer::new(self.store.clone(), max_batch, max_in_flight));
         self
     }
 

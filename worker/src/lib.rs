@@ -234,3 +234,23 @@ pub async fn drain_once(
         total += batch.len() as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped_at_five_seconds() {
+        for attempt in 0..40 {
+            let cap = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
+            let d = backoff(attempt).as_millis() as u64;
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d} ms outside {}..={cap}",
+                cap / 2
+            );
+        }
+        assert!(backoff(30) <= Duration::from_secs(5));
+        assert!(backoff(1) < backoff(6) || backoff(6) >= Duration::from_millis(1_600));
+    }
+}

@@ -13,7 +13,7 @@ use stampede_engine::claim::ClaimOutcome;
 use crate::error::ApiError;
 use crate::extract::{campaign_id, JsonBody, User};
 use crate::state::AppState;
-use crate::views;
+use crate::views::{self, ClaimReply};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,8 +35,7 @@ pub async fn claim(
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",
     };
-    metrics::counter!("stampede_claims_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("stampede_claim_duration_seconds").record(started.elapsed().as_secs_f64());
+    crate::telemetry::claim_metrics().record(outcome, started.elapsed());
     match result {
         Ok((_, res)) => res,
         Err(e) => e.into_response(),
@@ -60,14 +59,20 @@ async fn claim_inner(
     let res = match outcome {
         ClaimOutcome::Accepted(c) => (
             StatusCode::CREATED,
-            Json(json!({ "status": "accepted", "claim": views::claim(&c, false) })),
+            Json(ClaimReply {
+                status: "accepted",
+                claim: views::claim(&c, false),
+            }),
         )
             .into_response(),
         ClaimOutcome::AlreadyClaimed(c) => {
             let persisted = state.engine.persisted(&c).await;
             (
                 StatusCode::OK,
-                Json(json!({ "status": "already_claimed", "claim": views::claim(&c, persisted) })),
+                Json(ClaimReply {
+                    status: "already_claimed",
+                    claim: views::claim(&c, persisted),
+                }),
             )
                 .into_response()
         }
@@ -100,10 +105,11 @@ pub async fn mine_in_campaign(
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let views: Vec<_> = state
+    let claims = state
         .engine
         .user_campaign_claims(campaign_id(&id)?, &user)
-        .await?
+        .await?;
+    let views: Vec<_> = claims
         .iter()
         .map(|v| views::claim(&v.claim, v.persisted))
         .collect();
