@@ -103,25 +103,48 @@ impl Engine {
         Ok(c)
     }
 
-    /// The campaign with its live counters; `StateMissing` when the store lost them.
+    /// The campaign with its live counters. When the store has none: an ended campaign
+    /// is settled, so its counters come from the database; any other gets
+    /// `StateMissing` (the store lost it and it needs a rebuild).
     pub async fn campaign_live(&self, id: u64) -> Result<(Arc<Campaign>, LiveCounters)> {
         let c = self.campaign(id).await?;
-        let counters = self
-            .store
-            .counters(id)
-            .await?
-            .ok_or(EngineError::StateMissing(id))?;
-        Ok((c, counters))
+        match self.store.counters(id).await? {
+            Some(k) => Ok((c, k)),
+            None if c.ends_at_ms <= now_ms() => {
+                let (claims, sold, cents) = self.db.campaign_totals(id).await?;
+                let k = LiveCounters {
+                    remaining: c.total.saturating_sub(sold),
+                    claims,
+                    sold,
+                    cents,
+                    ends_at_ms: c.ends_at_ms,
+                };
+                Ok((c, k))
+            }
+            None => Err(EngineError::StateMissing(id)),
+        }
     }
 
-    /// Campaigns not yet ended, newest first, with their live counters.
-    pub async fn campaigns(&self, limit: i64) -> Result<Vec<(Arc<Campaign>, LiveCounters)>> {
-        let rows = self.db.campaigns(now_ms(), limit).await?;
+    /// Campaigns newest first with their counters: those not yet ended, or with
+    /// `include_ended` all of them. A campaign whose live state the store lost is left
+    /// out (it answers 503 on its own until rebuilt).
+    pub async fn campaigns(
+        &self,
+        include_ended: bool,
+        limit: i64,
+    ) -> Result<Vec<(Arc<Campaign>, LiveCounters)>> {
+        let ends_after = if include_ended { i64::MIN } else { now_ms() };
+        let rows = self.db.campaigns(ends_after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for c in rows {
-            let c = Arc::new(c);
-            if let Some(counters) = self.store.counters(c.id).await? {
-                out.push((c, counters));
+            self.campaigns
+                .write()
+                .entry(c.id)
+                .or_insert_with(|| Arc::new(c.clone()));
+            match self.campaign_live(c.id).await {
+                Ok(live) => out.push(live),
+                Err(EngineError::StateMissing(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -161,10 +184,14 @@ impl Engine {
             quantity,
         };
         let outcome = match &self.coalescer {
-            Some(c) => c.claim(campaign_id, request).await?,
+            Some(coalescer) => coalescer.claim(campaign_id, request).await?,
             None => self.store.claim(campaign_id, now_ms(), request).await?,
         };
         if outcome == ClaimOutcome::Missing {
+            // An ended campaign needs no live state to refuse a claim.
+            if c.ends_at_ms <= now_ms() {
+                return Ok(ClaimOutcome::Ended);
+            }
             return Err(EngineError::StateMissing(campaign_id));
         }
         Ok(outcome)

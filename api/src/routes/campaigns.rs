@@ -91,7 +91,10 @@ pub async fn list(
     let now = now_ms();
     let campaigns: Vec<_> = state
         .engine
-        .campaigns(LIST_LIMIT)
+        .campaigns(
+            wanted.is_none_or(|w| w == CampaignStatus::Ended),
+            LIST_LIMIT,
+        )
         .await?
         .iter()
         .filter(|(c, k)| {

@@ -218,6 +218,18 @@ impl Database {
         Ok(n as u64)
     }
 
+    /// (claims, units, cents) persisted for a campaign: the settled counters of one
+    /// that has ended.
+    pub async fn campaign_totals(&self, campaign_id: u64) -> Result<(u64, u64, u64)> {
+        let (n, units, cents): (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM claims WHERE campaign_id = $1")
+            .bind(campaign_id as i64)
+            .fetch_one(p)
+            .await)?;
+        Ok((n as u64, units as u64, cents as u64))
+    }
+
     pub async fn claim_exists(&self, campaign_id: u64, claim_id: &str) -> Result<bool> {
         let n: i64 = on_pool!(self, p => sqlx::query_scalar(
                 "SELECT COUNT(*) FROM claims WHERE campaign_id = $1 AND claim_id = $2")
