@@ -46,6 +46,18 @@ pub struct Config {
     /// (Redis only; 1 sends every claim alone).
     #[arg(long, env = "STAMPEDE_CLAIM_BATCH", default_value_t = 64)]
     pub claim_batch: usize,
+    /// IANA time zone of the sign-in day (`Asia/Shanghai`, `Europe/Berlin`, `UTC`).
+    #[arg(long, env = "STAMPEDE_TIMEZONE", default_value = "UTC")]
+    pub timezone: String,
+    /// Points a sign-in earns before its streak bonus.
+    #[arg(long, env = "STAMPEDE_SIGNIN_POINTS", default_value_t = 10)]
+    pub signin_points: u64,
+    /// Bonus points per consecutive earlier day of the streak.
+    #[arg(long, env = "STAMPEDE_SIGNIN_STREAK_BONUS", default_value_t = 5)]
+    pub signin_streak_bonus: u64,
+    /// The most bonus points a streak earns.
+    #[arg(long, env = "STAMPEDE_SIGNIN_BONUS_CAP", default_value_t = 50)]
+    pub signin_bonus_cap: u64,
     /// Milliseconds a claim event may stay pending with a consumer before another takes it over.
     #[arg(long, env = "STAMPEDE_RECLAIM_IDLE_MS", default_value_t = 30_000)]
     pub reclaim_idle_ms: u64,
@@ -74,6 +86,11 @@ impl Config {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    /// The sign-in time zone; `validate` has checked that it parses.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
+
     pub fn jwt_secret(&self) -> &str {
         self.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET)
     }
@@ -89,6 +106,18 @@ impl Config {
         }
         if self.worker_batch == 0 || self.worker_batch > 10_000 {
             return Err("STAMPEDE_WORKER_BATCH must be between 1 and 10000".into());
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!(
+                "STAMPEDE_TIMEZONE {:?} is not an IANA time zone name",
+                self.timezone
+            ));
+        }
+        if self.signin_points > 1_000_000
+            || self.signin_streak_bonus > 1_000_000
+            || self.signin_bonus_cap > 1_000_000
+        {
+            return Err("sign-in points settings must be at most 1000000".into());
         }
         if self.claim_batch == 0 || self.claim_batch > 1_000 {
             return Err("STAMPEDE_CLAIM_BATCH must be between 1 and 1000".into());

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use stampede_engine::auth::Auth;
+use stampede_engine::clock::{Clock, SystemClock};
 use stampede_engine::db::Database;
 use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::service::Engine;
+use stampede_engine::signin::{SigninConfig, SigninRules};
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
 use stampede_worker::WorkerConfig;
@@ -41,6 +43,14 @@ pub enum Mode {
 /// Opens the database, applies migrations, connects the store and queue, and (embedded)
 /// restores live state from the database.
 pub async fn build_engine(config: &Config) -> anyhow::Result<Arc<Engine>> {
+    build_engine_with_clock(config, None).await
+}
+
+/// [`build_engine`] with the sign-in's clock replaced (tests walk through days).
+pub async fn build_engine_with_clock(
+    config: &Config,
+    clock: Option<Arc<dyn Clock>>,
+) -> anyhow::Result<Arc<Engine>> {
     let db = Database::connect(&config.database_url, config.db_connections)
         .await
         .context("opening the database")?;
@@ -66,6 +76,15 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Arc<Engine>> {
             )
         }
     };
+    let engine = engine.with_signin(SigninConfig {
+        tz: config.tz(),
+        rules: SigninRules {
+            base_points: config.signin_points,
+            streak_step: config.signin_streak_bonus,
+            bonus_cap: config.signin_bonus_cap,
+        },
+        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+    });
     if config.redis_url.is_none() {
         let restored = engine
             .restore_missing()
@@ -110,6 +129,16 @@ pub async fn start(
     mode: Mode,
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<Running> {
+    start_with_clock(config, mode, listener, None).await
+}
+
+/// [`start`] with the sign-in's clock replaced (tests walk through days).
+pub async fn start_with_clock(
+    config: &Config,
+    mode: Mode,
+    listener: Option<tokio::net::TcpListener>,
+    clock: Option<Arc<dyn Clock>>,
+) -> anyhow::Result<Running> {
     if let Err(e) = config.validate() {
         bail!(e);
     }
@@ -122,7 +151,7 @@ pub async fn start(
     if config.admin_token.is_none() && mode != Mode::Worker {
         tracing::warn!("STAMPEDE_ADMIN_TOKEN is not set: using the DEVELOPMENT admin token {DEV_ADMIN_TOKEN:?}");
     }
-    let engine = build_engine(config).await?;
+    let engine = build_engine_with_clock(config, clock).await?;
     let shutdown = CancellationToken::new();
 
     let mut addr = None;

@@ -11,7 +11,8 @@
 //! - The worker crate drains the [`queue`] into the [`db`] in idempotent batches.
 //!
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
-//! (the split done at creation), [`rebuild`] (live state recomputed from the database),
+//! (the split done at creation), [`signin`] (the daily
+//! sign-in and points), [`rebuild`] (live state recomputed from the database),
 //! [`error`] (the engine's error type), [`clock`].
 
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod queue;
 pub mod rebuild;
 pub mod red_packet;
 pub mod service;
+pub mod signin;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -16,7 +16,14 @@ use crate::db::Database;
 use crate::error::{EngineError, Result};
 use crate::queue::Queue;
 use crate::rebuild;
-use crate::store::Store;
+use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
+use crate::store::{SigninMark, Store};
+
+/// How long a balance read may be served from this process's cache. An award made by
+/// this process refreshes it at once; one made by another api instance shows within this.
+const POINTS_CACHE_MS: i64 = 1_000;
+/// Users whose balance this process remembers.
+const POINTS_CACHE_USERS: usize = 100_000;
 
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
@@ -52,6 +59,9 @@ pub struct Engine {
     /// When set, claims go through it (batched per campaign) instead of one store call
     /// each: worth it when a store call is a network round trip.
     coalescer: Option<Coalescer>,
+    signin: SigninConfig,
+    /// User id -> (points, when read in ms): balance reads cached briefly.
+    points: quick_cache::sync::Cache<String, (Points, i64)>,
 }
 
 impl Engine {
@@ -62,7 +72,15 @@ impl Engine {
             db,
             campaigns: RwLock::new(HashMap::new()),
             coalescer: None,
+            signin: SigninConfig::default(),
+            points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
         }
+    }
+
+    /// Sets the sign-in's time zone, rules and clock.
+    pub fn with_signin(mut self, signin: SigninConfig) -> Self {
+        self.signin = signin;
+        self
     }
 
     /// Sends concurrent claims of a campaign to the store in batches of up to
@@ -284,5 +302,85 @@ impl Engine {
             }
         }
         Ok(restored)
+    }
+
+    /// Today's sign-in for the user: the award and whether this request made it. The
+    /// store answers repeats; anything it has no finished record for goes to the
+    /// database, whose unique key awards each user and day exactly once.
+    pub async fn signin(&self, user_id: &str) -> Result<(SigninRecord, bool)> {
+        let day = self.signin.today();
+        let fresh_calendar = match self.store.signin_mark(user_id, day).await? {
+            SigninMark::Done(record) => return Ok((record, false)),
+            SigninMark::Pending => false,
+            SigninMark::First { fresh_calendar } => fresh_calendar,
+        };
+        let now = self.signin.clock.now_ms();
+        let (record, awarded) = self
+            .db
+            .award_signin(user_id, day, &self.signin.rules, now)
+            .await?;
+        // Best effort from here: the award is committed; a store that misses these
+        // writes only sends the next repeat to the database again.
+        if let Err(e) = self.store.signin_remember(user_id, &record).await {
+            tracing::warn!(error = %e, "could not record the sign-in in the store");
+        }
+        if fresh_calendar {
+            let month = Month::of(day);
+            match self.db.signin_days(user_id, month).await {
+                Ok(days) => {
+                    if let Err(e) = self.store.signin_calendar_fill(user_id, month, &days).await {
+                        tracing::warn!(error = %e, "could not refill the sign-in calendar");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the sign-in calendar"),
+            }
+        }
+        let points = Points {
+            balance: record.balance,
+            streak: record.streak,
+            signed_in_today: true,
+        };
+        self.points.insert(user_id.to_string(), (points, now));
+        Ok((record, awarded))
+    }
+
+    /// The user's balance and streak, cached for [`POINTS_CACHE_MS`].
+    pub async fn points(&self, user_id: &str) -> Result<Points> {
+        let now = self.signin.clock.now_ms();
+        let today = self.signin.today();
+        if let Some((p, at)) = self.points.get(user_id) {
+            // A cached "signed in today" must not outlive the day it was read on.
+            if now - at < POINTS_CACHE_MS && crate::signin::day_at(self.signin.tz, at) == today {
+                return Ok(p);
+            }
+        }
+        let (balance, latest) = self.db.points(user_id).await?;
+        let p = Points {
+            balance,
+            streak: current_streak(today, latest),
+            signed_in_today: latest.is_some_and(|(d, _)| d == today),
+        };
+        self.points.insert(user_id.to_string(), (p, now));
+        Ok(p)
+    }
+
+    /// The days of `month` (default: this month) the user signed in on: from the store's
+    /// bitmap, or from the database (refilling the bitmap) when the store has none.
+    pub async fn signin_calendar(
+        &self,
+        user_id: &str,
+        month: Option<Month>,
+    ) -> Result<(Month, Vec<u32>)> {
+        let month = month.unwrap_or_else(|| Month::of(self.signin.today()));
+        if let Some(days) = self.store.signin_calendar(user_id, month).await? {
+            return Ok((month, days));
+        }
+        let days = self.db.signin_days(user_id, month).await?;
+        if !days.is_empty() {
+            self.store
+                .signin_calendar_fill(user_id, month, &days)
+                .await?;
+        }
+        Ok((month, days))
     }
 }

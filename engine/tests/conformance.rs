@@ -487,3 +487,66 @@ async fn the_claim_script_is_reloaded_after_a_script_flush() {
         ClaimOutcome::Accepted(_)
     ));
 }
+
+async fn the_signin_step_tells_the_first_request_from_repeats(h: Harness) {
+    use stampede_engine::signin::{Month, SigninRecord};
+    use stampede_engine::store::SigninMark;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("day");
+    let month = Month::of(day);
+    assert_eq!(
+        h.store.signin_calendar("u1", month).await.expect("cal"),
+        None
+    );
+    assert_eq!(
+        h.store.signin_mark("u1", day).await.expect("mark"),
+        SigninMark::First {
+            fresh_calendar: true
+        }
+    );
+    assert_eq!(
+        h.store.signin_mark("u1", day).await.expect("mark"),
+        SigninMark::Pending
+    );
+    let rec = SigninRecord {
+        day,
+        points_awarded: 15,
+        streak: 2,
+        balance: 25,
+    };
+    h.store.signin_remember("u1", &rec).await.expect("remember");
+    assert_eq!(
+        h.store.signin_mark("u1", day).await.expect("mark"),
+        SigninMark::Done(rec)
+    );
+    assert_eq!(
+        h.store.signin_calendar("u1", month).await.expect("cal"),
+        Some(vec![22])
+    );
+    h.store
+        .signin_calendar_fill("u1", month, &[1, 21, 31])
+        .await
+        .expect("fill");
+    assert_eq!(
+        h.store.signin_calendar("u1", month).await.expect("cal"),
+        Some(vec![1, 21, 22, 31])
+    );
+    // The next day: first again, and the month's bitmap already exists.
+    let next = day.succ_opt().expect("next");
+    assert_eq!(
+        h.store.signin_mark("u1", next).await.expect("mark"),
+        SigninMark::First {
+            fresh_calendar: false
+        }
+    );
+    // Users do not see each other.
+    assert_eq!(
+        h.store.signin_mark("u2", day).await.expect("mark"),
+        SigninMark::First {
+            fresh_calendar: true
+        }
+    );
+}
+conformance!(
+    signin_marks,
+    the_signin_step_tells_the_first_request_from_repeats
+);

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod campaigns;
 pub mod claims;
 pub mod ops;
+pub mod signin;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -26,6 +27,9 @@ pub fn router(state: AppState) -> Router {
             get(claims::mine_in_campaign),
         )
         .route("/v1/me/claims", get(claims::mine))
+        .route("/v1/signin", post(signin::signin))
+        .route("/v1/me/points", get(signin::points))
+        .route("/v1/me/signins", get(signin::calendar))
         .route("/v1/admin/campaigns/{id}/close", post(campaigns::close))
         .route("/v1/admin/campaigns/{id}/stats", get(admin::stats))
         .route("/v1/admin/campaigns/{id}/claims", get(admin::export))

@@ -5,12 +5,14 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use stampede_api::config::Config;
 use stampede_api::startup::{self, Mode, Running};
 use stampede_engine::auth::Auth;
+use stampede_engine::clock::Clock;
 use stampede_engine::testkit::{TestPg, TestRedis, TestSqlite};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
@@ -63,6 +65,10 @@ impl Deps {
             worker_consumers: 2,
             worker_batch: 500,
             claim_batch: 64,
+            timezone: "UTC".into(),
+            signin_points: 10,
+            signin_streak_bonus: 5,
+            signin_bonus_cap: 50,
             reclaim_idle_ms: 2_000,
         }
     }
@@ -77,10 +83,15 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: &Config) -> TestApp {
+        Self::start_with_clock(config, None).await
+    }
+
+    /// Starts the engine with the sign-in's clock under the test's control.
+    pub async fn start_with_clock(config: &Config, clock: Option<Arc<dyn Clock>>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let running = startup::start(config, Mode::Serve, Some(listener))
+        let running = startup::start_with_clock(config, Mode::Serve, Some(listener), clock)
             .await
             .expect("engine starts");
         TestApp {
@@ -140,6 +151,34 @@ impl TestApp {
         let res = req.send().await.expect("claim");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /v1/signin` as `user`: the status and the body.
+    pub async fn signin(&self, user: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url("/v1/signin"))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .expect("signin");
+        (
+            res.status().as_u16(),
+            res.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// A user GET (`/v1/me/...`): the body, asserting 200.
+    pub async fn user_get(&self, user: &str, path: &str) -> Value {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {

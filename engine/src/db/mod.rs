@@ -19,6 +19,7 @@ use sqlx::{PgPool, QueryBuilder, SqlitePool};
 use crate::campaign::{Campaign, ValidCampaign};
 use crate::claim::Claim;
 use crate::error::Result;
+use crate::signin::{previous_day, Month, SigninRecord, SigninRules};
 use rows::{CampaignRow, ClaimRow};
 
 /// Runs the same expression against whichever pool is open.
@@ -300,5 +301,107 @@ impl Database {
             .fetch_all(p)
             .await)?;
         Ok(rows.into_iter().map(ClaimRow::into_claim).collect())
+    }
+
+    /// Awards `day`'s sign-in in ONE transaction: the day's row (its streak continues
+    /// yesterday's), a ledger row and the balance. When the row already exists nothing
+    /// is written and the existing award is returned. Returns the record and whether
+    /// this call awarded it.
+    ///
+    /// The insert comes first, so the transaction takes its write lock at once: in
+    /// PostgreSQL a racing insert of the same user and day waits for this one to commit
+    /// and then finds the row; SQLite serialises writers.
+    pub async fn award_signin(
+        &self,
+        user_id: &str,
+        day: chrono::NaiveDate,
+        rules: &SigninRules,
+        now_ms: i64,
+    ) -> Result<(SigninRecord, bool)> {
+        let day_s = day.format("%Y-%m-%d").to_string();
+        let yesterday = previous_day(day).format("%Y-%m-%d").to_string();
+        let insert = "INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
+             SELECT $1, $2, prev.s, $3 + CASE WHEN $4 * (prev.s - 1) > $5 THEN $5 ELSE $4 * (prev.s - 1) END, $6 \
+             FROM (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s) AS prev \
+             WHERE true ON CONFLICT DO NOTHING RETURNING streak, points";
+        let ledger = "INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) VALUES ($1, $2, $3, $4)";
+        let balance = "INSERT INTO points_balances (user_id, balance) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
+             RETURNING balance";
+        let existing = "SELECT streak, points FROM signins WHERE user_id = $1 AND day = $2";
+        let current =
+            "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let inserted: Option<(i64, i64)> = sqlx::query_as(insert)
+                .bind(user_id)
+                .bind(&day_s)
+                .bind(rules.base_points as i64)
+                .bind(rules.streak_step as i64)
+                .bind(rules.bonus_cap as i64)
+                .bind(now_ms)
+                .bind(&yesterday)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (record, awarded) = match inserted {
+                Some((streak, points)) => {
+                    sqlx::query(ledger)
+                        .bind(user_id)
+                        .bind(format!("signin:{day_s}"))
+                        .bind(points)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    let bal: i64 = sqlx::query_scalar(balance).bind(user_id).bind(points).fetch_one(&mut *tx).await?;
+                    (SigninRecord { day, points_awarded: points as u64, streak: streak as u64, balance: bal as u64 }, true)
+                }
+                None => {
+                    let (streak, points): (i64, i64) =
+                        sqlx::query_as(existing).bind(user_id).bind(&day_s).fetch_one(&mut *tx).await?;
+                    let bal: i64 = sqlx::query_scalar(current).bind(user_id).fetch_one(&mut *tx).await?;
+                    (SigninRecord { day, points_awarded: points as u64, streak: streak as u64, balance: bal as u64 }, false)
+                }
+            };
+            tx.commit().await?;
+            Ok((record, awarded))
+        })
+    }
+
+    /// The days of `month` the user signed in on.
+    pub async fn signin_days(&self, user_id: &str, month: Month) -> Result<Vec<u32>> {
+        let (Some(from), Some(to)) = (month.first_day(), month.end()) else {
+            return Ok(Vec::new());
+        };
+        let days: Vec<String> = on_pool!(self, p => sqlx::query_scalar(
+                "SELECT day FROM signins WHERE user_id = $1 AND day >= $2 AND day < $3 ORDER BY day")
+            .bind(user_id)
+            .bind(from.format("%Y-%m-%d").to_string())
+            .bind(to.format("%Y-%m-%d").to_string())
+            .fetch_all(p)
+            .await)?;
+        Ok(days
+            .iter()
+            .filter_map(|d| d.get(8..10)?.parse().ok())
+            .collect())
+    }
+
+    /// The user's balance and latest sign-in (day and streak).
+    pub async fn points(&self, user_id: &str) -> Result<(u64, Option<(chrono::NaiveDate, u64)>)> {
+        let balance: i64 = on_pool!(self, p => sqlx::query_scalar(
+                "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)")
+            .bind(user_id)
+            .fetch_one(p)
+            .await)?;
+        let latest: Option<(String, i64)> = on_pool!(self, p => sqlx::query_as(
+                "SELECT day, streak FROM signins WHERE user_id = $1 ORDER BY day DESC LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(p)
+            .await)?;
+        let latest = latest.and_then(|(d, s)| {
+            chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .ok()
+                .map(|d| (d, s as u64))
+        });
+        Ok((balance as u64, latest))
     }
 }

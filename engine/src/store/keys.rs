@@ -33,6 +33,17 @@ pub fn stream_campaign(key: &str) -> Option<u64> {
     key.strip_prefix("{c:")?.split_once('}')?.0.parse().ok()
 }
 
+/// Hash: a user's sign-in records, day (`YYYY-MM-DD`) -> `pending` or
+/// `points|streak|balance`. Tagged by user, like every sign-in key.
+pub fn signin_days(user_id: &str) -> String {
+    format!("{{u:{user_id}}}:signin:days")
+}
+
+/// Bitmap: the days of `month` (`YYYY-MM`) the user signed in on, bit N for day N.
+pub fn signin_month(user_id: &str, month: &str) -> String {
+    format!("{{u:{user_id}}}:signin:{month}")
+}
+
 /// Set: the keys of every campaign's claim stream, for the workers to read.
 pub const STREAMS: &str = "stampede:streams";
 

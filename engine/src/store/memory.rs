@@ -12,12 +12,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 
-use super::{LiveState, Store, UserRecord};
+use super::{LiveState, SigninMark, Store, UserRecord};
 use crate::campaign::{CampaignKind, LiveCounters};
 use crate::claim::{claim_id, Claim, ClaimOutcome, ClaimRequest};
 use crate::error::Result;
 use crate::queue::memory::MemoryQueue;
 use crate::red_packet::Packet;
+use crate::signin::{Month, SigninRecord};
 
 /// One campaign's live state; every field changes only under its mutex.
 struct Live {
@@ -30,8 +31,20 @@ struct Live {
     packets: VecDeque<Packet>,
 }
 
+/// A user's sign-in state: the day records and the month bitmaps (bit N = day N).
+#[derive(Default)]
+struct UserSignins {
+    /// `None` while the first request of the day is awarding.
+    days: HashMap<chrono::NaiveDate, Option<SigninRecord>>,
+    months: HashMap<(i32, u32), u32>,
+}
+
 pub struct MemoryStore {
     campaigns: RwLock<HashMap<u64, Arc<Mutex<Live>>>>,
+    /// User id -> sign-in state; one lock for all users (each step is a few map
+    /// operations). Unlike Redis, old days are not expired: the embedded engine is
+    /// for small deployments, and a restart clears it.
+    signins: Mutex<HashMap<String, UserSignins>>,
     /// Accepted claims are pushed here inside the critical section.
     queue: Arc<MemoryQueue>,
 }
@@ -40,6 +53,7 @@ impl MemoryStore {
     pub fn new(queue: Arc<MemoryQueue>) -> Self {
         MemoryStore {
             campaigns: RwLock::new(HashMap::new()),
+            signins: Mutex::new(HashMap::new()),
             queue,
         }
     }
@@ -166,6 +180,53 @@ impl Store for MemoryStore {
         if let Some(l) = self.get(campaign_id) {
             let mut l = l.lock();
             l.counters.ends_at_ms = l.counters.ends_at_ms.min(ends_at_ms);
+        }
+        Ok(())
+    }
+
+    async fn signin_mark(&self, user_id: &str, day: chrono::NaiveDate) -> Result<SigninMark> {
+        use chrono::Datelike;
+        let mut all = self.signins.lock();
+        let user = all.entry(user_id.to_string()).or_default();
+        match user.days.get(&day) {
+            Some(Some(rec)) => return Ok(SigninMark::Done(*rec)),
+            Some(None) => return Ok(SigninMark::Pending),
+            None => {}
+        }
+        let month = (day.year(), day.month());
+        let fresh_calendar = !user.months.contains_key(&month);
+        *user.months.entry(month).or_default() |= 1 << day.day();
+        user.days.insert(day, None);
+        Ok(SigninMark::First { fresh_calendar })
+    }
+
+    async fn signin_remember(&self, user_id: &str, record: &SigninRecord) -> Result<()> {
+        let mut all = self.signins.lock();
+        all.entry(user_id.to_string())
+            .or_default()
+            .days
+            .insert(record.day, Some(*record));
+        Ok(())
+    }
+
+    async fn signin_calendar(&self, user_id: &str, month: Month) -> Result<Option<Vec<u32>>> {
+        let all = self.signins.lock();
+        let bits = all
+            .get(user_id)
+            .and_then(|u| u.months.get(&(month.year, month.month)).copied());
+        Ok(bits.map(|b| (1..=31).filter(|d| b & (1 << d) != 0).collect()))
+    }
+
+    async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()> {
+        let mut all = self.signins.lock();
+        let bits = all
+            .entry(user_id.to_string())
+            .or_default()
+            .months
+            .entry((month.year, month.month))
+            .or_default();
+        for &d in days {
+            *bits |= 1 << d;
         }
         Ok(())
     }

@@ -21,6 +21,23 @@ use crate::campaign::{Campaign, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::Result;
 use crate::red_packet::Packet;
+use crate::signin::{Month, SigninRecord};
+
+/// What the store knows of a user's sign-in today (see `lua/signin.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigninMark {
+    /// Today's award is recorded: a repeat.
+    Done(SigninRecord),
+    /// Another request is awarding it (or died doing so): ask the database.
+    Pending,
+    /// The first request: marked now. `fresh_calendar` when the month's bitmap had to be
+    /// created, so it may lack earlier days.
+    First { fresh_calendar: bool },
+}
+
+/// How long the store keeps sign-in records (only today's is ever read) and bitmaps.
+pub const SIGNIN_RECORD_TTL_SECS: u64 = 3 * 24 * 3600;
+pub const SIGNIN_CALENDAR_TTL_SECS: u64 = 62 * 24 * 3600;
 
 /// A user's record in a campaign: how much they hold, and their latest claim (the
 /// claim an `already_claimed` reply repeats).
@@ -66,6 +83,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves the campaign's end to `ends_at_ms` (closing it); later claims get `Ended`.
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()>;
+
+    /// The sign-in fast path for `user_id` on `day` (one atomic step).
+    async fn signin_mark(&self, user_id: &str, day: chrono::NaiveDate) -> Result<SigninMark>;
+
+    /// Records the day's award, so later repeats are answered from the store.
+    async fn signin_remember(&self, user_id: &str, record: &SigninRecord) -> Result<()>;
+
+    /// The days of `month` in the user's bitmap; `None` when the store has no bitmap.
+    async fn signin_calendar(&self, user_id: &str, month: Month) -> Result<Option<Vec<u32>>>;
+
+    /// Writes the user's bitmap for `month` (refilled from the database).
+    async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()>;
 
     /// Answers when the store is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;

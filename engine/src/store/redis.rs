@@ -12,13 +12,19 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{keys, LiveState, Store, UserRecord};
+use super::{
+    keys, LiveState, SigninMark, Store, UserRecord, SIGNIN_CALENDAR_TTL_SECS,
+    SIGNIN_RECORD_TTL_SECS,
+};
 use crate::campaign::{CampaignKind, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::{EngineError, Result};
+use crate::signin::{Month, SigninRecord};
 
 /// The claim script, embedded at build time.
 pub const CLAIM_LUA: &str = include_str!("../../../lua/claim.lua");
+/// The sign-in script, embedded at build time.
+pub const SIGNIN_LUA: &str = include_str!("../../../lua/signin.lua");
 /// The close script, embedded at build time.
 pub const CLOSE_LUA: &str = include_str!("../../../lua/close.lua");
 
@@ -43,6 +49,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     claim: Script,
     close: Script,
+    signin: Script,
 }
 
 impl RedisStore {
@@ -51,6 +58,7 @@ impl RedisStore {
             conn,
             claim: Script::new(CLAIM_LUA),
             close: Script::new(CLOSE_LUA),
+            signin: Script::new(SIGNIN_LUA),
         }
     }
 }
@@ -238,6 +246,78 @@ impl Store for RedisStore {
             .arg(ends_at_ms)
             .invoke_async(&mut conn)
             .await?;
+        Ok(())
+    }
+
+    async fn signin_mark(&self, user_id: &str, day: chrono::NaiveDate) -> Result<SigninMark> {
+        use chrono::Datelike;
+        let mut conn = self.conn.clone();
+        let day_key = day.format("%Y-%m-%d").to_string();
+        let reply: Vec<String> = self
+            .signin
+            .key(keys::signin_days(user_id))
+            .key(keys::signin_month(user_id, &Month::of(day).to_string()))
+            .arg(&day_key)
+            .arg(day.day())
+            .arg(SIGNIN_RECORD_TTL_SECS)
+            .arg(SIGNIN_CALENDAR_TTL_SECS)
+            .invoke_async(&mut conn)
+            .await?;
+        match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("D"), Some(rec)) => SigninRecord::decode(day, rec)
+                .map(SigninMark::Done)
+                .ok_or_else(|| EngineError::Store(format!("malformed sign-in record {rec:?}"))),
+            (Some("P"), _) => Ok(SigninMark::Pending),
+            (Some("F"), fresh) => Ok(SigninMark::First {
+                fresh_calendar: fresh.map(String::as_str) == Some("1"),
+            }),
+            _ => Err(EngineError::Store(format!(
+                "sign-in script answered {reply:?}"
+            ))),
+        }
+    }
+
+    async fn signin_remember(&self, user_id: &str, record: &SigninRecord) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let key = keys::signin_days(user_id);
+        let _: () = redis::pipe()
+            .hset(
+                &key,
+                record.day.format("%Y-%m-%d").to_string(),
+                record.encode(),
+            )
+            .expire(&key, SIGNIN_RECORD_TTL_SECS as i64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn signin_calendar(&self, user_id: &str, month: Month) -> Result<Option<Vec<u32>>> {
+        let mut conn = self.conn.clone();
+        let bits: Option<Vec<u8>> = conn
+            .get(keys::signin_month(user_id, &month.to_string()))
+            .await?;
+        Ok(bits.map(|bytes| {
+            // Redis numbers bits from the most significant bit of the first byte.
+            (1..=31u32)
+                .filter(|&d| {
+                    bytes
+                        .get(d as usize / 8)
+                        .is_some_and(|b| b & (0x80 >> (d % 8)) != 0)
+                })
+                .collect()
+        }))
+    }
+
+    async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let key = keys::signin_month(user_id, &month.to_string());
+        let mut pipe = redis::pipe();
+        for &d in days {
+            pipe.setbit(&key, d as usize, true).ignore();
+        }
+        pipe.expire(&key, SIGNIN_CALENDAR_TTL_SECS as i64).ignore();
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 
