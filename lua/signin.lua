@@ -4,7 +4,9 @@
 -- per user and day); this script only spares the database the repeats.
 --
 -- KEYS[1]  {u:USER}:signin:days      hash: day (YYYY-MM-DD) -> 'pending' | 'points|streak|balance'
--- KEYS[2]  {u:USER}:signin:YYYY-MM   bitmap: bit N set = signed in on day N of the month
+-- KEYS[2]  {u:USER}:signin:YYYY-MM   bitmap: bit N set = signed in on day N of the month;
+--          bit 0 set = complete (filled from the database). A bitmap this script creates
+--          may lack earlier days (the store lost them), so readers refill it first.
 -- ARGV[1]  the day, YYYY-MM-DD
 -- ARGV[2]  the day of the month (1-31)
 -- ARGV[3]  TTL of the records hash, seconds
@@ -13,8 +15,7 @@
 -- Returns
 --   {'D', record}   done: today's award is recorded; a repeat
 --   {'P'}           pending: a first request is awarding right now (or died doing so)
---   {'F', fresh}    first: marked now; fresh is '1' when the month's bitmap did not exist
---                   (it may then lack earlier days, and is refilled from the database)
+--   {'F'}           first: marked now
 local rec = redis.call('HGET', KEYS[1], ARGV[1])
 if rec then
   if rec == 'pending' then
@@ -22,12 +23,8 @@ if rec then
   end
   return {'D', rec}
 end
-local fresh = redis.call('EXISTS', KEYS[2]) == 0
 redis.call('SETBIT', KEYS[2], ARGV[2], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], ARGV[1], 'pending')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if fresh then
-  return {'F', '1'}
-end
-return {'F', '0'}
+return {'F'}

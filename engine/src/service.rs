@@ -309,11 +309,9 @@ impl Engine {
     /// database, whose unique key awards each user and day exactly once.
     pub async fn signin(&self, user_id: &str) -> Result<(SigninRecord, bool)> {
         let day = self.signin.today();
-        let fresh_calendar = match self.store.signin_mark(user_id, day).await? {
-            SigninMark::Done(record) => return Ok((record, false)),
-            SigninMark::Pending => false,
-            SigninMark::First { fresh_calendar } => fresh_calendar,
-        };
+        if let SigninMark::Done(record) = self.store.signin_mark(user_id, day).await? {
+            return Ok((record, false));
+        }
         let now = self.signin.clock.now_ms();
         let (record, awarded) = self
             .db
@@ -323,17 +321,6 @@ impl Engine {
         // writes only sends the next repeat to the database again.
         if let Err(e) = self.store.signin_remember(user_id, &record).await {
             tracing::warn!(error = %e, "could not record the sign-in in the store");
-        }
-        if fresh_calendar {
-            let month = Month::of(day);
-            match self.db.signin_days(user_id, month).await {
-                Ok(days) => {
-                    if let Err(e) = self.store.signin_calendar_fill(user_id, month, &days).await {
-                        tracing::warn!(error = %e, "could not refill the sign-in calendar");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not read the sign-in calendar"),
-            }
         }
         let points = Points {
             balance: record.balance,
@@ -365,7 +352,7 @@ impl Engine {
     }
 
     /// The days of `month` (default: this month) the user signed in on: from the store's
-    /// bitmap, or from the database (refilling the bitmap) when the store has none.
+    /// bitmap when it is complete, else from the database (refilling the bitmap).
     pub async fn signin_calendar(
         &self,
         user_id: &str,

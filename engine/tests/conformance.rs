@@ -499,9 +499,7 @@ async fn the_signin_step_tells_the_first_request_from_repeats(h: Harness) {
     );
     assert_eq!(
         h.store.signin_mark("u1", day).await.expect("mark"),
-        SigninMark::First {
-            fresh_calendar: true
-        }
+        SigninMark::First
     );
     assert_eq!(
         h.store.signin_mark("u1", day).await.expect("mark"),
@@ -518,9 +516,10 @@ async fn the_signin_step_tells_the_first_request_from_repeats(h: Harness) {
         h.store.signin_mark("u1", day).await.expect("mark"),
         SigninMark::Done(rec)
     );
+    // The bitmap the sign-in step created is not known to be complete yet.
     assert_eq!(
         h.store.signin_calendar("u1", month).await.expect("cal"),
-        Some(vec![22])
+        None
     );
     h.store
         .signin_calendar_fill("u1", month, &[1, 21, 31])
@@ -530,20 +529,24 @@ async fn the_signin_step_tells_the_first_request_from_repeats(h: Harness) {
         h.store.signin_calendar("u1", month).await.expect("cal"),
         Some(vec![1, 21, 22, 31])
     );
-    // The next day: first again, and the month's bitmap already exists.
+    // The next day: first again, and the complete bitmap stays complete.
     let next = day.succ_opt().expect("next");
     assert_eq!(
         h.store.signin_mark("u1", next).await.expect("mark"),
-        SigninMark::First {
-            fresh_calendar: false
-        }
+        SigninMark::First
+    );
+    assert_eq!(
+        h.store.signin_calendar("u1", month).await.expect("cal"),
+        Some(vec![1, 21, 22, 23, 31])
     );
     // Users do not see each other.
     assert_eq!(
         h.store.signin_mark("u2", day).await.expect("mark"),
-        SigninMark::First {
-            fresh_calendar: true
-        }
+        SigninMark::First
+    );
+    assert_eq!(
+        h.store.signin_calendar("u2", month).await.expect("cal"),
+        None
     );
 }
 conformance!(

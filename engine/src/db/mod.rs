@@ -308,9 +308,9 @@ impl Database {
     /// is written and the existing award is returned. Returns the record and whether
     /// this call awarded it.
     ///
-    /// The insert comes first, so the transaction takes its write lock at once: in
-    /// PostgreSQL a racing insert of the same user and day waits for this one to commit
-    /// and then finds the row; SQLite serialises writers.
+    /// In PostgreSQL a racing insert of the same user and day waits for this one to
+    /// commit and then finds the row. In SQLite the insert comes first, so the
+    /// transaction takes the (single) write lock at once.
     pub async fn award_signin(
         &self,
         user_id: &str,
@@ -331,40 +331,119 @@ impl Database {
         let existing = "SELECT streak, points FROM signins WHERE user_id = $1 AND day = $2";
         let current =
             "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)";
-        on_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let inserted: Option<(i64, i64)> = sqlx::query_as(insert)
-                .bind(user_id)
-                .bind(&day_s)
-                .bind(rules.base_points as i64)
-                .bind(rules.streak_step as i64)
-                .bind(rules.bonus_cap as i64)
-                .bind(now_ms)
-                .bind(&yesterday)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (record, awarded) = match inserted {
-                Some((streak, points)) => {
-                    sqlx::query(ledger)
-                        .bind(user_id)
-                        .bind(format!("signin:{day_s}"))
-                        .bind(points)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                    let bal: i64 = sqlx::query_scalar(balance).bind(user_id).bind(points).fetch_one(&mut *tx).await?;
-                    (SigninRecord { day, points_awarded: points as u64, streak: streak as u64, balance: bal as u64 }, true)
+        match self {
+            Database::Postgres(p) => {
+                // PostgreSQL: the whole award is ONE statement (data-modifying CTEs), so one
+                // round trip and its own transaction. No row back means the day's row exists.
+                let awarded: Option<(i64, i64, i64)> = sqlx::query_as(
+                "WITH prev AS (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s), \
+                 ins AS (INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
+                   SELECT $1, $2, s, $3 + LEAST($4 * (s - 1), $5), $6 FROM prev \
+                   ON CONFLICT DO NOTHING RETURNING streak, points), \
+                 led AS (INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) \
+                   SELECT $1, 'signin:' || $2, points, $6 FROM ins), \
+                 bal AS (INSERT INTO points_balances (user_id, balance) SELECT $1, points FROM ins \
+                   ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
+                   RETURNING balance) \
+                 SELECT ins.streak, ins.points, bal.balance FROM ins, bal",
+            )
+            .bind(user_id)
+            .bind(&day_s)
+            .bind(rules.base_points as i64)
+            .bind(rules.streak_step as i64)
+            .bind(rules.bonus_cap as i64)
+            .bind(now_ms)
+            .bind(&yesterday)
+            .fetch_optional(p)
+            .await?;
+                if let Some((streak, points, bal)) = awarded {
+                    let record = SigninRecord {
+                        day,
+                        points_awarded: points as u64,
+                        streak: streak as u64,
+                        balance: bal as u64,
+                    };
+                    return Ok((record, true));
                 }
-                None => {
-                    let (streak, points): (i64, i64) =
-                        sqlx::query_as(existing).bind(user_id).bind(&day_s).fetch_one(&mut *tx).await?;
-                    let bal: i64 = sqlx::query_scalar(current).bind(user_id).fetch_one(&mut *tx).await?;
-                    (SigninRecord { day, points_awarded: points as u64, streak: streak as u64, balance: bal as u64 }, false)
-                }
-            };
-            tx.commit().await?;
-            Ok((record, awarded))
-        })
+                let (streak, points): (i64, i64) = sqlx::query_as(existing)
+                    .bind(user_id)
+                    .bind(&day_s)
+                    .fetch_one(p)
+                    .await?;
+                let bal: i64 = sqlx::query_scalar(current)
+                    .bind(user_id)
+                    .fetch_one(p)
+                    .await?;
+                let record = SigninRecord {
+                    day,
+                    points_awarded: points as u64,
+                    streak: streak as u64,
+                    balance: bal as u64,
+                };
+                Ok((record, false))
+            }
+            // SQLite: one transaction of several statements.
+            Database::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                let inserted: Option<(i64, i64)> = sqlx::query_as(insert)
+                    .bind(user_id)
+                    .bind(&day_s)
+                    .bind(rules.base_points as i64)
+                    .bind(rules.streak_step as i64)
+                    .bind(rules.bonus_cap as i64)
+                    .bind(now_ms)
+                    .bind(&yesterday)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (record, awarded) = match inserted {
+                    Some((streak, points)) => {
+                        sqlx::query(ledger)
+                            .bind(user_id)
+                            .bind(format!("signin:{day_s}"))
+                            .bind(points)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        let bal: i64 = sqlx::query_scalar(balance)
+                            .bind(user_id)
+                            .bind(points)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        (
+                            SigninRecord {
+                                day,
+                                points_awarded: points as u64,
+                                streak: streak as u64,
+                                balance: bal as u64,
+                            },
+                            true,
+                        )
+                    }
+                    None => {
+                        let (streak, points): (i64, i64) = sqlx::query_as(existing)
+                            .bind(user_id)
+                            .bind(&day_s)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let bal: i64 = sqlx::query_scalar(current)
+                            .bind(user_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        (
+                            SigninRecord {
+                                day,
+                                points_awarded: points as u64,
+                                streak: streak as u64,
+                                balance: bal as u64,
+                            },
+                            false,
+                        )
+                    }
+                };
+                tx.commit().await?;
+                Ok((record, awarded))
+            }
+        }
     }
 
     /// The days of `month` the user signed in on.

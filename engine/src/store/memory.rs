@@ -36,6 +36,7 @@ struct Live {
 struct UserSignins {
     /// `None` while the first request of the day is awarding.
     days: HashMap<chrono::NaiveDate, Option<SigninRecord>>,
+    /// Bit N = day N; bit 0 = complete (filled from the database), as in Redis.
     months: HashMap<(i32, u32), u32>,
 }
 
@@ -193,11 +194,9 @@ impl Store for MemoryStore {
             Some(None) => return Ok(SigninMark::Pending),
             None => {}
         }
-        let month = (day.year(), day.month());
-        let fresh_calendar = !user.months.contains_key(&month);
-        *user.months.entry(month).or_default() |= 1 << day.day();
+        *user.months.entry((day.year(), day.month())).or_default() |= 1 << day.day();
         user.days.insert(day, None);
-        Ok(SigninMark::First { fresh_calendar })
+        Ok(SigninMark::First)
     }
 
     async fn signin_remember(&self, user_id: &str, record: &SigninRecord) -> Result<()> {
@@ -214,7 +213,9 @@ impl Store for MemoryStore {
         let bits = all
             .get(user_id)
             .and_then(|u| u.months.get(&(month.year, month.month)).copied());
-        Ok(bits.map(|b| (1..=31).filter(|d| b & (1 << d) != 0).collect()))
+        Ok(bits
+            .filter(|b| b & 1 != 0)
+            .map(|b| (1..=31).filter(|d| b & (1 << d) != 0).collect()))
     }
 
     async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()> {
@@ -225,7 +226,7 @@ impl Store for MemoryStore {
             .months
             .entry((month.year, month.month))
             .or_default();
-        for &d in days {
+        for &d in days.iter().chain(&[0]) {
             *bits |= 1 << d;
         }
         Ok(())

@@ -30,9 +30,8 @@ pub enum SigninMark {
     Done(SigninRecord),
     /// Another request is awarding it (or died doing so): ask the database.
     Pending,
-    /// The first request: marked now. `fresh_calendar` when the month's bitmap had to be
-    /// created, so it may lack earlier days.
-    First { fresh_calendar: bool },
+    /// The first request: marked now.
+    First,
 }
 
 /// How long the store keeps sign-in records (only today's is ever read) and bitmaps.
@@ -90,10 +89,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records the day's award, so later repeats are answered from the store.
     async fn signin_remember(&self, user_id: &str, record: &SigninRecord) -> Result<()>;
 
-    /// The days of `month` in the user's bitmap; `None` when the store has no bitmap.
+    /// The days of `month` in the user's bitmap; `None` when the store has no bitmap
+    /// known to be complete (none, or one the sign-in step created without the earlier
+    /// days, as after a store loss).
     async fn signin_calendar(&self, user_id: &str, month: Month) -> Result<Option<Vec<u32>>>;
 
-    /// Writes the user's bitmap for `month` (refilled from the database).
+    /// Writes the user's bitmap for `month` from the database's days, and marks it complete.
     async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()>;
 
     /// Answers when the store is reachable (`/readyz`).

@@ -268,9 +268,7 @@ impl Store for RedisStore {
                 .map(SigninMark::Done)
                 .ok_or_else(|| EngineError::Store(format!("malformed sign-in record {rec:?}"))),
             (Some("P"), _) => Ok(SigninMark::Pending),
-            (Some("F"), fresh) => Ok(SigninMark::First {
-                fresh_calendar: fresh.map(String::as_str) == Some("1"),
-            }),
+            (Some("F"), _) => Ok(SigninMark::First),
             _ => Err(EngineError::Store(format!(
                 "sign-in script answered {reply:?}"
             ))),
@@ -297,23 +295,23 @@ impl Store for RedisStore {
         let bits: Option<Vec<u8>> = conn
             .get(keys::signin_month(user_id, &month.to_string()))
             .await?;
-        Ok(bits.map(|bytes| {
-            // Redis numbers bits from the most significant bit of the first byte.
-            (1..=31u32)
-                .filter(|&d| {
-                    bytes
-                        .get(d as usize / 8)
-                        .is_some_and(|b| b & (0x80 >> (d % 8)) != 0)
-                })
-                .collect()
-        }))
+        // Redis numbers bits from the most significant bit of the first byte; bit 0
+        // marks a bitmap known to be complete.
+        let set = |bytes: &[u8], d: u32| {
+            bytes
+                .get(d as usize / 8)
+                .is_some_and(|b| b & (0x80 >> (d % 8)) != 0)
+        };
+        Ok(bits
+            .filter(|bytes| set(bytes, 0))
+            .map(|bytes| (1..=31u32).filter(|&d| set(&bytes, d)).collect()))
     }
 
     async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()> {
         let mut conn = self.conn.clone();
         let key = keys::signin_month(user_id, &month.to_string());
         let mut pipe = redis::pipe();
-        for &d in days {
+        for &d in days.iter().chain(&[0]) {
             pipe.setbit(&key, d as usize, true).ignore();
         }
         pipe.expire(&key, SIGNIN_CALENDAR_TTL_SECS as i64).ignore();
