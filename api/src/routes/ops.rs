@@ -38,6 +38,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Renders the metrics, first sampling the queue backlog (one pipelined read of the
+/// streams' lengths per scrape) into `stampede_queue_backlog`.
 pub async fn metrics(State(state): State<AppState>) -> String {
+    match tokio::time::timeout(READY_TIMEOUT, state.engine.queue.total_backlog()).await {
+        Ok(Ok(n)) => metrics::gauge!("stampede_queue_backlog").set(n as f64),
+        _ => tracing::warn!("could not sample the queue backlog for /metrics"),
+    }
     state.metrics.render()
 }

@@ -66,6 +66,10 @@ impl Queue for Arc<MemoryQueue> {
         Ok(self.backlog.lock().get(&campaign_id).copied().unwrap_or(0))
     }
 
+    async fn total_backlog(&self) -> Result<u64> {
+        Ok(self.backlog.lock().values().sum())
+    }
+
     async fn dead_letters(&self, _campaign_id: u64) -> Result<u64> {
         Ok(0)
     }

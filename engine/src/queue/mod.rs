@@ -34,6 +34,9 @@ pub trait Queue: Send + Sync + 'static {
     /// Claim events of the campaign accepted but not yet acknowledged.
     async fn backlog(&self, campaign_id: u64) -> Result<u64>;
 
+    /// Claim events of every campaign accepted but not yet acknowledged.
+    async fn total_backlog(&self) -> Result<u64>;
+
     /// Events of the campaign that could not be processed and were set aside.
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64>;
 }

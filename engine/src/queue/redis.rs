@@ -76,6 +76,17 @@ impl Queue for RedisQueue {
         Ok(conn.xlen(keys::stream(campaign_id)).await?)
     }
 
+    async fn total_backlog(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let streams: Vec<String> = conn.smembers(keys::STREAMS).await?;
+        let mut pipe = redis::pipe();
+        for s in &streams {
+            pipe.xlen(s);
+        }
+        let lens: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(lens.iter().sum())
+    }
+
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
         let mut conn = self.conn.clone();
         Ok(conn.xlen(dead_letter_key(campaign_id)).await?)
