@@ -46,6 +46,13 @@ pub struct Config {
     /// (Redis only; 1 sends every claim alone).
     #[arg(long, env = "STAMPEDE_CLAIM_BATCH", default_value_t = 64)]
     pub claim_batch: usize,
+    /// Claim and sign-in requests per second per user (burst twice that); 0 turns it off.
+    #[arg(long, env = "STAMPEDE_USER_RATE", default_value_t = 20)]
+    pub user_rate: u32,
+    /// Requests per second per client address on the claim and sign-in routes; 0 (the
+    /// default) is off, because many users may share an address.
+    #[arg(long, env = "STAMPEDE_IP_RATE", default_value_t = 0)]
+    pub ip_rate: u32,
     /// IANA time zone of the sign-in day (`Asia/Shanghai`, `Europe/Berlin`, `UTC`).
     #[arg(long, env = "STAMPEDE_TIMEZONE", default_value = "UTC")]
     pub timezone: String,

@@ -23,6 +23,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     Invalid(String),
     Unavailable(&'static str),
+    /// Over the rate limit; retry after this many seconds.
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -67,6 +69,11 @@ impl ApiError {
                 m.clone(),
             ),
             Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", (*m).into()),
+            RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests; slow down.".into(),
+            ),
         }
     }
 }
@@ -81,6 +88,10 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+        }
+        if let ApiError::RateLimited(secs) = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res
     }

@@ -54,6 +54,23 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The peer address of the connection, when the server was started with connection
+/// info (it always is outside unit tests). `X-Forwarded-For` is not trusted.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// A campaign id from the path: a positive integer below 2^53, else the campaign is
 /// simply not found.
 pub fn campaign_id(raw: &str) -> Result<u64, ApiError> {

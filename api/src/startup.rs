@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
+use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -167,13 +168,19 @@ pub async fn start_with_clock(
             engine: engine.clone(),
             auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
             metrics: telemetry::metrics_handle(),
+            limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
         };
+        state.limits.spawn_housekeeping();
         let app = crate::app(state);
         let stop = shutdown.clone();
         Some(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
+            // Connection info gives handlers the peer address (the per-address limit).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
         }))
     } else {
         None

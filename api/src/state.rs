@@ -12,4 +12,5 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<Auth>,
     pub metrics: PrometheusHandle,
+    pub limits: Arc<crate::rate_limit::RateLimits>,
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use stampede_engine::claim::ClaimOutcome;
 
 use crate::error::ApiError;
-use crate::extract::{campaign_id, JsonBody, User};
+use crate::extract::{campaign_id, ClientIp, JsonBody, User};
 use crate::state::AppState;
 use crate::views::{self, ClaimReply};
 
@@ -24,13 +24,18 @@ pub struct ClaimBody {
 pub async fn claim(
     State(state): State<AppState>,
     User(user): User,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Response {
     let started = Instant::now();
-    let result = claim_inner(&state, &user, &id, body).await;
+    let result = match state.limits.check(&user, ip) {
+        Ok(()) => claim_inner(&state, &user, &id, body).await,
+        Err(secs) => Err(ApiError::RateLimited(secs)),
+    };
     let outcome = match &result {
         Ok((label, _)) => *label,
+        Err(ApiError::RateLimited(_)) => "rate_limited",
         Err(ApiError::Conflict(code, _)) => code,
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",

@@ -9,7 +9,7 @@ use serde_json::json;
 use stampede_engine::signin::{Month, SigninRecord};
 
 use crate::error::ApiError;
-use crate::extract::User;
+use crate::extract::{ClientIp, User};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -19,7 +19,15 @@ struct SigninReply {
     record: SigninRecord,
 }
 
-pub async fn signin(State(state): State<AppState>, User(user): User) -> Response {
+pub async fn signin(
+    State(state): State<AppState>,
+    User(user): User,
+    ClientIp(ip): ClientIp,
+) -> Response {
+    if let Err(secs) = state.limits.check(&user, ip) {
+        metrics::counter!("stampede_signins_total", "outcome" => "rate_limited").increment(1);
+        return ApiError::RateLimited(secs).into_response();
+    }
     let result = state.engine.signin(&user).await;
     let outcome = match &result {
         Ok((_, true)) => "signed_in",
