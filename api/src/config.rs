@@ -53,6 +53,9 @@ pub struct Config {
     /// default) is off, because many users may share an address.
     #[arg(long, env = "STAMPEDE_IP_RATE", default_value_t = 0)]
     pub ip_rate: u32,
+    /// Accepted claims that may wait unpersisted before new claims get 503 (load shedding).
+    #[arg(long, env = "STAMPEDE_BACKLOG_CAP", default_value_t = 1_000_000)]
+    pub backlog_cap: u64,
     /// IANA time zone of the sign-in day (`Asia/Shanghai`, `Europe/Berlin`, `UTC`).
     #[arg(long, env = "STAMPEDE_TIMEZONE", default_value = "UTC")]
     pub timezone: String,

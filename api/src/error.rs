@@ -102,6 +102,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Invalid(m) => ApiError::Invalid(m),
             EngineError::NotFound => ApiError::NotFound,
+            EngineError::Shedding => {
+                ApiError::Unavailable("The engine is shedding load; retry shortly.")
+            }
             EngineError::StateMissing(id) => {
                 tracing::warn!(
                     campaign = id,

@@ -61,8 +61,10 @@ pub async fn build_engine_with_clock(
             let conn = connect(url, config.redis_timeout())
                 .await
                 .context("configuring Redis")?;
+            let store = RedisStore::new(conn.clone());
+            warn_if_redis_forgets(&store).await;
             Engine::new(
-                Arc::new(RedisStore::new(conn.clone())),
+                Arc::new(store),
                 Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
                 db,
             )
@@ -77,15 +79,17 @@ pub async fn build_engine_with_clock(
             )
         }
     };
-    let engine = engine.with_signin(SigninConfig {
-        tz: config.tz(),
-        rules: SigninRules {
-            base_points: config.signin_points,
-            streak_step: config.signin_streak_bonus,
-            bonus_cap: config.signin_bonus_cap,
-        },
-        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
-    });
+    let engine = engine
+        .with_backlog_cap(config.backlog_cap)
+        .with_signin(SigninConfig {
+            tz: config.tz(),
+            rules: SigninRules {
+                base_points: config.signin_points,
+                streak_step: config.signin_streak_bonus,
+                bonus_cap: config.signin_bonus_cap,
+            },
+            clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        });
     if config.redis_url.is_none() {
         let restored = engine
             .restore_missing()
@@ -96,6 +100,19 @@ pub async fn build_engine_with_clock(
         }
     }
     Ok(Arc::new(engine))
+}
+
+/// Warns at start-up when Redis keeps no append-only file: an accepted claim then lives
+/// only in Redis's memory until a worker commits it (README, "Guarantees").
+async fn warn_if_redis_forgets(store: &RedisStore) {
+    match store.append_only().await {
+        Some(false) => tracing::warn!(
+            "Redis persistence: appendonly is off. Accepted claims not yet written to the database \
+             are lost if Redis restarts; use appendonly yes (appendfsync everysec or always) in production"
+        ),
+        Some(true) => {}
+        None => tracing::warn!("could not read Redis's persistence settings (INFO persistence)"),
+    }
 }
 
 /// A running engine: its HTTP address (when it serves) and how to stop it.

@@ -26,6 +26,9 @@ pub enum EngineError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("queue: {0}")]
     Queue(String),
+    /// More accepted claims wait unpersisted than the backlog cap allows.
+    #[error("queue backlog over its cap")]
+    Shedding,
 }
 
 impl From<redis::RedisError> for EngineError {
@@ -44,6 +47,7 @@ impl EngineError {
                 | EngineError::Migrate(_)
                 | EngineError::Queue(_)
                 | EngineError::StateMissing(_)
+                | EngineError::Shedding
         )
     }
 }

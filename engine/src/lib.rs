@@ -16,6 +16,7 @@
 //! [`error`] (the engine's error type), [`clock`].
 
 pub mod auth;
+pub mod backlog;
 pub mod campaign;
 pub mod claim;
 pub mod clock;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use rand::RngCore;
 
+use crate::backlog::BacklogGuard;
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::clock::now_ms;
@@ -59,6 +60,8 @@ pub struct Engine {
     /// When set, claims go through it (batched per campaign) instead of one store call
     /// each: worth it when a store call is a network round trip.
     coalescer: Option<Coalescer>,
+    /// When set, claims are refused while the queue backlog is over its cap.
+    backlog: Option<Arc<BacklogGuard>>,
     signin: SigninConfig,
     /// User id -> (points, when read in ms): balance reads cached briefly.
     points: quick_cache::sync::Cache<String, (Points, i64)>,
@@ -72,9 +75,19 @@ impl Engine {
             db,
             campaigns: RwLock::new(HashMap::new()),
             coalescer: None,
+            backlog: None,
             signin: SigninConfig::default(),
             points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
         }
+    }
+
+    /// Refuses claims while more than `cap` accepted claims wait unpersisted, sampling
+    /// the queue in the background (see [`crate::backlog`]).
+    pub fn with_backlog_cap(mut self, cap: u64) -> Self {
+        let guard = Arc::new(BacklogGuard::new(cap));
+        guard.spawn_sampler(self.queue.clone());
+        self.backlog = Some(guard);
+        self
     }
 
     /// Sets the sign-in's time zone, rules and clock.
@@ -197,6 +210,9 @@ impl Engine {
             (_, Some(0)) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
             (_, Some(q)) => q,
         };
+        if self.backlog.as_ref().is_some_and(|b| b.shedding()) {
+            return Err(EngineError::Shedding);
+        }
         let request = ClaimRequest {
             user_id: user_id.to_string(),
             quantity,

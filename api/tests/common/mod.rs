@@ -67,6 +67,7 @@ impl Deps {
             claim_batch: 64,
             // Off: the races here send many requests per user on purpose.
             user_rate: 0,
+            backlog_cap: 1_000_000,
             ip_rate: 0,
             timezone: "UTC".into(),
             signin_points: 10,
@@ -91,10 +92,15 @@ impl TestApp {
 
     /// Starts the engine with the sign-in's clock under the test's control.
     pub async fn start_with_clock(config: &Config, clock: Option<Arc<dyn Clock>>) -> TestApp {
+        Self::start_in(config, Mode::Serve, clock).await
+    }
+
+    /// Starts the engine in `mode` (`Api`: no workers, so accepted claims stay queued).
+    pub async fn start_in(config: &Config, mode: Mode, clock: Option<Arc<dyn Clock>>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let running = startup::start_with_clock(config, Mode::Serve, Some(listener), clock)
+        let running = startup::start_with_clock(config, mode, Some(listener), clock)
             .await
             .expect("engine starts");
         TestApp {

@@ -63,6 +63,26 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Whether Redis keeps an append-only file (`INFO persistence`), `None` when it does
+    /// not say within a second (managed services may restrict INFO).
+    pub async fn append_only(&self) -> Option<bool> {
+        let mut conn = self.conn.clone();
+        let info = tokio::time::timeout(
+            Duration::from_secs(1),
+            redis::cmd("INFO")
+                .arg("persistence")
+                .query_async::<String>(&mut conn),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("aof_enabled:"))
+            .map(|v| v == "1")
+    }
+}
+
 /// Parses a user record `held|claim id|quantity|amount|accepted ms|packet idx`.
 fn parse_record(campaign_id: u64, user_id: &str, rec: &str) -> Result<UserRecord> {
     let bad = || EngineError::Store(format!("malformed user record {rec:?}"));

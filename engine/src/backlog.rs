@@ -1,0 +1,98 @@
+//! Load shedding on the queue backlog: when more accepted claims wait unpersisted than
+//! the cap allows (the database is down or slow), new claims are refused with 503
+//! instead of letting the queue grow without bound.
+//!
+//! The backlog is sampled by a background task a few times a second rather than read
+//! per claim: a claim must not pay a queue round trip, and the cap is a safety limit,
+//! not an exact one (several api instances share the queue anyway).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::queue::Queue;
+
+/// How often the backlog is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+pub struct BacklogGuard {
+    cap: u64,
+    /// The last sampled backlog (accepted claim events not yet acknowledged).
+    current: AtomicU64,
+    /// Whether the last sample was over the cap (logs only on changes).
+    over: AtomicBool,
+}
+
+impl BacklogGuard {
+    pub fn new(cap: u64) -> Self {
+        BacklogGuard {
+            cap,
+            current: AtomicU64::new(0),
+            over: AtomicBool::new(false),
+        }
+    }
+
+    /// True while new claims must be refused.
+    pub fn shedding(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+
+    pub fn current(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Records a sample; logs when shedding starts or stops.
+    pub fn record(&self, backlog: u64) {
+        self.current.store(backlog, Ordering::Relaxed);
+        metrics::gauge!("stampede_queue_backlog").set(backlog as f64);
+        let over = backlog > self.cap;
+        if self.over.swap(over, Ordering::Relaxed) != over {
+            if over {
+                tracing::warn!(
+                    backlog,
+                    cap = self.cap,
+                    "queue backlog over its cap: refusing new claims (503)"
+                );
+            } else {
+                tracing::info!(
+                    backlog,
+                    cap = self.cap,
+                    "queue backlog under its cap again: accepting claims"
+                );
+            }
+        }
+    }
+
+    /// Samples the queue until the guard is dropped everywhere else. A failed sample
+    /// keeps the last value (a store that is down refuses claims on its own).
+    pub fn spawn_sampler(self: &Arc<Self>, queue: Arc<dyn Queue>) {
+        let guard = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(g) = guard.upgrade() else { return };
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_secs(1), queue.total_backlog()).await
+                {
+                    g.record(n);
+                }
+                drop(g);
+                tokio::time::sleep(SAMPLE_EVERY).await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shedding_follows_the_last_sample() {
+        let g = BacklogGuard::new(10);
+        assert!(!g.shedding());
+        g.record(11);
+        assert!(g.shedding());
+        g.record(10);
+        assert!(!g.shedding(), "at the cap is still fine");
+    }
+}
