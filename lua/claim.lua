@@ -44,10 +44,11 @@ end
 for i = 3, #ARGV, 2 do
   local user = ARGV[i]
   local qty = tonumber(ARGV[i + 1])
-  if now < starts then
-    answer('N', '')
-  elseif now >= ends then
+  -- The end first: a campaign closed before its start has ended, not "not started".
+  if now >= ends then
     answer('E', '')
+  elseif now < starts then
+    answer('N', '')
   else
     local rec = redis.call('HGET', KEYS[2], user)
     local held = 0

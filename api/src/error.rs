@@ -23,6 +23,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     Invalid(String),
     Unavailable(&'static str),
+    /// A 409 whose message is built at run time (engine text that is safe to show).
+    Refused(&'static str, String),
     /// Over the rate limit; retry after this many seconds.
     RateLimited(u64),
 }
@@ -53,6 +55,7 @@ impl ApiError {
                 "This route does not take that method.".into(),
             ),
             Conflict(code, m) => (StatusCode::CONFLICT, code, (*m).into()),
+            Refused(code, m) => (StatusCode::CONFLICT, code, m.clone()),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -102,6 +105,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Invalid(m) => ApiError::Invalid(m),
             EngineError::NotFound => ApiError::NotFound,
+            EngineError::RebuildRefused(m) => ApiError::Refused("rebuild_refused", m),
             EngineError::Shedding => {
                 ApiError::Unavailable("The engine is shedding load; retry shortly.")
             }

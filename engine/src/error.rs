@@ -26,6 +26,10 @@ pub enum EngineError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("queue: {0}")]
     Queue(String),
+    /// A rebuild that must not run (the live state is present, or another rebuild is
+    /// running); the message says which and is safe to show.
+    #[error("{0}")]
+    RebuildRefused(String),
     /// More accepted claims wait unpersisted than the backlog cap allows.
     #[error("queue backlog over its cap")]
     Shedding,

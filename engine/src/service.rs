@@ -26,6 +26,8 @@ const POINTS_CACHE_MS: i64 = 1_000;
 /// Users whose balance this process remembers.
 const POINTS_CACHE_USERS: usize = 100_000;
 
+/// How long a rebuild may hold its lock before another may take over.
+const REBUILD_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
 
@@ -283,11 +285,36 @@ impl Engine {
         })
     }
 
-    /// Reloads the campaign's live state from the database. Refused while claim events
-    /// of the campaign still wait in the queue: they are not in the database yet, so
-    /// a rebuild would hand their stock out again.
+    /// Reloads the campaign's live state from the database, after the store lost it.
+    ///
+    /// Refused (never overwriting anything) when the store still holds the live state or
+    /// another rebuild of the campaign is running: loading an older state over a live one
+    /// would sell its stock again. Refused (503, retry) while claim events of the
+    /// campaign still wait in the queue: they are not in the database yet. The campaign
+    /// row is read fresh from the database, so a close made through another api
+    /// instance is kept.
     pub async fn rebuild(&self, id: u64) -> Result<(u64, u64)> {
-        let c = self.campaign(id).await?;
+        let c = Arc::new(self.db.campaign(id).await?.ok_or(EngineError::NotFound)?);
+        self.campaigns.write().insert(id, c.clone());
+        if !self.store.lock_rebuild(id, REBUILD_LOCK_TTL).await? {
+            return Err(EngineError::RebuildRefused(format!(
+                "A rebuild of campaign {id} is already running."
+            )));
+        }
+        let result = self.rebuild_locked(&c).await;
+        if let Err(e) = self.store.unlock_rebuild(id).await {
+            tracing::warn!(error = %e, campaign = id, "could not release the rebuild lock; it expires on its own");
+        }
+        result
+    }
+
+    async fn rebuild_locked(&self, c: &Campaign) -> Result<(u64, u64)> {
+        let id = c.id;
+        if self.store.counters(id).await?.is_some() {
+            return Err(EngineError::RebuildRefused(format!(
+                "Campaign {id} still has its live state; a rebuild is only for a store that lost it."
+            )));
+        }
         let backlog = self.queue.backlog(id).await?;
         if backlog > 0 {
             return Err(EngineError::Queue(format!(
@@ -302,7 +329,7 @@ impl Engine {
             after = last.id.clone();
             claims.extend(page);
         }
-        let state = rebuild::live_state(&c, &claims);
+        let state = rebuild::live_state(c, &claims);
         self.store.load(&state).await?;
         Ok((claims.len() as u64, state.counters.remaining))
     }

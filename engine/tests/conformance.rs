@@ -553,3 +553,27 @@ conformance!(
     signin_marks,
     the_signin_step_tells_the_first_request_from_repeats
 );
+
+async fn a_campaign_closed_before_its_start_has_ended(h: Harness) {
+    let c = Campaign {
+        starts_at_ms: NOW + 60_000,
+        ..flash(13, 5, 1)
+    };
+    load(&h, &c).await;
+    assert_eq!(
+        h.store
+            .claim(13, NOW, req("early", 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::NotStarted
+    );
+    h.store.close(13, NOW).await.expect("close");
+    assert_eq!(
+        h.store
+            .claim(13, NOW, req("early", 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Ended
+    );
+}
+conformance!(closed_early, a_campaign_closed_before_its_start_has_ended);

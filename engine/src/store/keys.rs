@@ -28,6 +28,11 @@ pub fn stream(campaign_id: u64) -> String {
     format!("{{c:{campaign_id}}}:claims")
 }
 
+/// String: held while a rebuild of the campaign's live state runs (expires on its own).
+pub fn rebuild_lock(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:rebuild")
+}
+
 /// The campaign id in a stream key made by [`stream`].
 pub fn stream_campaign(key: &str) -> Option<u64> {
     key.strip_prefix("{c:")?.split_once('}')?.0.parse().ok()

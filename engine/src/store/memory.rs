@@ -46,6 +46,8 @@ pub struct MemoryStore {
     /// operations). Unlike Redis, old days are not expired: the embedded engine is
     /// for small deployments, and a restart clears it.
     signins: Mutex<HashMap<String, UserSignins>>,
+    /// Campaigns whose rebuild is running.
+    rebuilding: Mutex<std::collections::HashSet<u64>>,
     /// Accepted claims are pushed here inside the critical section.
     queue: Arc<MemoryQueue>,
 }
@@ -55,6 +57,7 @@ impl MemoryStore {
         MemoryStore {
             campaigns: RwLock::new(HashMap::new()),
             signins: Mutex::new(HashMap::new()),
+            rebuilding: Mutex::new(std::collections::HashSet::new()),
             queue,
         }
     }
@@ -73,11 +76,12 @@ impl Live {
         req: &ClaimRequest,
         queue: &MemoryQueue,
     ) -> ClaimOutcome {
-        if now_ms < self.starts_at_ms {
-            return ClaimOutcome::NotStarted;
-        }
+        // The end first: a campaign closed before its start has ended, not "not started".
         if now_ms >= self.counters.ends_at_ms {
             return ClaimOutcome::Ended;
+        }
+        if now_ms < self.starts_at_ms {
+            return ClaimOutcome::NotStarted;
         }
         let held = self.users.get(&req.user_id).map_or(0, |u| u.held);
         if held >= self.per_user_limit {
@@ -229,6 +233,15 @@ impl Store for MemoryStore {
         for &d in days.iter().chain(&[0]) {
             *bits |= 1 << d;
         }
+        Ok(())
+    }
+
+    async fn lock_rebuild(&self, campaign_id: u64, _ttl: std::time::Duration) -> Result<bool> {
+        Ok(self.rebuilding.lock().insert(campaign_id))
+    }
+
+    async fn unlock_rebuild(&self, campaign_id: u64) -> Result<()> {
+        self.rebuilding.lock().remove(&campaign_id);
         Ok(())
     }
 

@@ -97,6 +97,12 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the user's bitmap for `month` from the database's days, and marks it complete.
     async fn signin_calendar_fill(&self, user_id: &str, month: Month, days: &[u32]) -> Result<()>;
 
+    /// Takes the campaign's rebuild lock for at most `ttl`; false when another rebuild
+    /// holds it. Two rebuilds must never interleave their loads.
+    async fn lock_rebuild(&self, campaign_id: u64, ttl: std::time::Duration) -> Result<bool>;
+
+    async fn unlock_rebuild(&self, campaign_id: u64) -> Result<()>;
+
     /// Answers when the store is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
 

@@ -339,6 +339,25 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn lock_rebuild(&self, campaign_id: u64, ttl: Duration) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(keys::rebuild_lock(campaign_id))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn unlock_rebuild(&self, campaign_id: u64) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.del(keys::rebuild_lock(campaign_id)).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;

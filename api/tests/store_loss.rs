@@ -1,0 +1,147 @@
+//! Redis restarted empty: claims get 503 (never a silent sold-out, never a re-sale)
+//! until the admin rebuild reloads the campaign from the database; afterwards exactly
+//! the unsold remainder can be claimed and earlier winners hear `already_claimed`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Deps, TestApp, ADMIN_TOKEN};
+use serde_json::Value;
+use stampede_engine::testkit::TestRedis;
+
+async fn rebuild(app: &TestApp, id: u64) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url(&format!("/v1/admin/campaigns/{id}/rebuild")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("rebuild");
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Kills the test's redis-server and starts an empty one on the same port.
+fn restart_empty(deps: &mut Deps) {
+    let redis = deps.redis.as_mut().expect("redis");
+    let port = redis.port;
+    redis.kill();
+    *redis = TestRedis::start_on(port);
+}
+
+/// Claims until the store answers again (the connection manager reconnects): past the
+/// "dependency unavailable" 503s of the restart itself.
+async fn claim_when_back(app: &TestApp, id: u64, user: &str) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = app.claim(id, &app.token(user), None).await;
+        let reconnecting = status == 503
+            && body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("dependency"));
+        if !reconnecting || Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_lost_its_data_refuses_claims_until_rebuilt() {
+    let mut deps = Deps::new(Backend::Redis).await;
+    let mut app = TestApp::start(&deps.config()).await;
+    let id = app.flash(5, 1).await;
+    let mut winners = Vec::new();
+    for u in ["w1", "w2", "w3"] {
+        let (status, body) = app.claim(id, &app.token(u), None).await;
+        assert_eq!(status, 201);
+        winners.push((u, body["claim"]["id"].clone()));
+    }
+    app.wait_drained(id).await;
+    let (status, body) = rebuild(&app, id).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("rebuild_refused")),
+        "live state is never overwritten"
+    );
+
+    restart_empty(&mut deps);
+    let (status, body) = claim_when_back(&app, id, "newcomer").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let read = app
+        .http
+        .get(app.url(&format!("/v1/campaigns/{id}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read.status(), 503, "no silent sold out");
+
+    let (status, body) = rebuild(&app, id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["persisted_claims"].as_u64(),
+            body["remaining"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    for (u, claim_id) in &winners {
+        let (status, body) = app.claim(id, &app.token(u), None).await;
+        assert_eq!(status, 200, "{u} keeps the claim");
+        assert_eq!(&body["claim"]["id"], claim_id);
+    }
+    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|n| {
+        let token = app.token(&format!("late{n}"));
+        let app = &app;
+        async move { app.claim(id, &token, None).await.0 }
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        2,
+        "exactly the unsold remainder: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 4);
+    app.wait_drained(id).await;
+    assert_eq!(app.export(id).await.len(), 5);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_keeps_a_campaign_closed() {
+    let mut deps = Deps::new(Backend::Redis).await;
+    let config = deps.config();
+    let mut closer = TestApp::start(&config).await;
+    let mut other = TestApp::start(&config).await;
+    let id = closer.flash(5, 1).await;
+    // The second instance caches the campaign row before the close.
+    assert_eq!(other.claim(id, &other.token("early"), None).await.0, 201);
+    let res = closer
+        .http
+        .post(closer.url(&format!("/v1/admin/campaigns/{id}/close")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(res.status(), 200);
+    closer.wait_drained(id).await;
+    restart_empty(&mut deps);
+    let _ = claim_when_back(&other, id, "probe").await;
+    let (status, body) = rebuild(&other, id).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = other.claim(id, &other.token("late"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("ended")),
+        "the close survives the rebuild"
+    );
+    closer.stop().await;
+    other.stop().await;
+}
