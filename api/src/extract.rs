@@ -80,6 +80,36 @@ pub fn campaign_id(raw: &str) -> Result<u64, ApiError> {
     }
 }
 
+/// The `{id}` of a campaign route: a positive integer below 2^53. Anything else, a
+/// path that is not even UTF-8 included, is simply an unknown campaign (404).
+pub struct CampaignPath(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for CampaignPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        campaign_id(&raw).map(CampaignPath)
+    }
+}
+
+/// Query parameters; a query string that does not parse (a repeated key, say) is 422.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|_| ApiError::Invalid("The query string is invalid.".into()))
+    }
+}
+
 /// A JSON object body: not JSON or not an object is 400, a rule broken by a field is
 /// 422 naming the field, a wrong media type 415, too large 413. `Option` when the body
 /// may be empty.

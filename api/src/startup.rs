@@ -28,6 +28,9 @@ use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry;
 
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 /// Claim batches of one campaign outstanding at once per api process: one gathering
 /// while one is at Redis. Measured with benches/claim-throughput.sh, 1, 2 and 4 gave the
 /// same rate here; fewer in flight means larger batches and less Redis CPU.
@@ -68,7 +71,12 @@ pub async fn build_engine_with_clock(
                 Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
                 db,
             )
-            .with_coalescing(config.claim_batch, CLAIM_BATCHES_IN_FLIGHT)
+            .with_coalescing(
+                config.claim_batch,
+                CLAIM_BATCHES_IN_FLIGHT,
+                // Queueing plus one store call: within the failure model's 1 s at the default.
+                config.redis_timeout() * 2,
+            )
         }
         None => {
             let queue = Arc::new(MemoryQueue::default());
@@ -226,7 +234,22 @@ pub async fn start_with_clock(
     let (eng, stop) = (engine.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
         let served = match http {
-            Some(h) => h.await.context("http task")?.context("http server"),
+            Some(h) => {
+                // In-flight requests get SHUTDOWN_GRACE to finish after the signal; then
+                // the workers are flushed regardless, so a stuck client cannot keep the
+                // process (and, embedded, its queued claims) from shutting down cleanly.
+                let grace = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                };
+                tokio::select! {
+                    done = h => done.context("http task")?.context("http server"),
+                    _ = grace => {
+                        tracing::warn!("requests still in flight after the shutdown grace period; stopping anyway");
+                        Ok(())
+                    }
+                }
+            }
             None => {
                 stop.cancelled().await;
                 Ok(())

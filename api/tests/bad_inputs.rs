@@ -120,6 +120,7 @@ async fn bad_inputs_get_the_contract_status_and_code() {
         case("unknown route", Method::GET, "/v1/nothing", 404, "not_found"),
         case("unknown campaign", Method::GET, "/v1/campaigns/999999", 404, "not_found"),
         case("non-numeric id", Method::GET, "/v1/campaigns/abc", 404, "not_found"),
+        case("id that is not UTF-8", Method::GET, "/v1/campaigns/%FF", 404, "not_found"),
         case("zero id", Method::GET, "/v1/campaigns/0", 404, "not_found"),
         case("claim unknown campaign", Method::POST, "/v1/campaigns/999999/claims", 404, "not_found").auth(&user),
         // 400
@@ -129,6 +130,9 @@ async fn bad_inputs_get_the_contract_status_and_code() {
         // 413, 415
         case("too large", Method::POST, create, 413, "payload_too_large")
             .auth(ADMIN_TOKEN)
+            .raw("application/json", &[b' '; 17 * 1024]),
+        case("too large on a route that reads no body", Method::POST, "/v1/signin", 413, "payload_too_large")
+            .auth(&user)
             .raw("application/json", &[b' '; 17 * 1024]),
         case("form body", Method::POST, create, 415, "unsupported_media_type")
             .auth(ADMIN_TOKEN)
@@ -152,6 +156,7 @@ async fn bad_inputs_get_the_contract_status_and_code() {
         case("quantity on a red packet", Method::POST, &format!("/v1/campaigns/{packet}/claims"), 422, "invalid_request").auth(&user).json(json!({"quantity": 1})),
         case("me claims limit", Method::GET, "/v1/me/claims?limit=500", 422, "invalid_request").auth(&user),
         case("me claims cursor", Method::GET, "/v1/me/claims?before=zzz", 422, "invalid_request").auth(&user),
+        case("repeated query key", Method::GET, "/v1/me/claims?limit=1&limit=2", 422, "invalid_request").auth(&user),
         case("list bad status", Method::GET, "/v1/campaigns?status=weird", 422, "invalid_request"),
         // 409
         case("not started", Method::POST, &format!("/v1/campaigns/{later}/claims"), 409, "not_started").auth(&user),

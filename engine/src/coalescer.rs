@@ -7,9 +7,15 @@
 //! with at most `max_in_flight` batches outstanding so the connection stays pipelined.
 //! Under light load a batch is a single claim and nothing waits; under heavy load
 //! batches grow by themselves. Outcomes are per request, exactly as if sent alone.
+//!
+//! Bounded, so a slow or dead store turns into fast 503s rather than a growing queue:
+//! a lane holds at most [`LANE_DEPTH`] waiting claims (more are refused at once), a
+//! claim waits at most `wait` for its answer, and a batch leaves out the claims whose
+//! caller already gave up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -18,6 +24,9 @@ use crate::claim::{ClaimOutcome, ClaimRequest};
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::store::Store;
+
+/// Claims that may wait in one campaign's lane; beyond it a claim is refused at once.
+pub const LANE_DEPTH: usize = 8_192;
 
 struct Pending {
     request: ClaimRequest,
@@ -28,29 +37,37 @@ pub struct Coalescer {
     store: Arc<dyn Store>,
     /// Campaign id -> its lane's queue. A lane lives as long as the process; its
     /// memory is a channel and a parked task.
-    lanes: Mutex<HashMap<u64, mpsc::UnboundedSender<Pending>>>,
+    lanes: Mutex<HashMap<u64, mpsc::Sender<Pending>>>,
     max_batch: usize,
     max_in_flight: usize,
+    /// The longest a claim waits for its answer.
+    wait: Duration,
 }
 
 impl Coalescer {
-    pub fn new(store: Arc<dyn Store>, max_batch: usize, max_in_flight: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        max_batch: usize,
+        max_in_flight: usize,
+        wait: Duration,
+    ) -> Self {
         Coalescer {
             store,
             lanes: Mutex::new(HashMap::new()),
             max_batch: max_batch.max(1),
             max_in_flight: max_in_flight.max(1),
+            wait,
         }
     }
 
-    fn lane(&self, campaign_id: u64) -> mpsc::UnboundedSender<Pending> {
+    fn lane(&self, campaign_id: u64) -> mpsc::Sender<Pending> {
         let mut lanes = self.lanes.lock();
         if let Some(tx) = lanes.get(&campaign_id) {
             if !tx.is_closed() {
                 return tx.clone();
             }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(LANE_DEPTH);
         tokio::spawn(run_lane(
             self.store.clone(),
             campaign_id,
@@ -66,17 +83,28 @@ impl Coalescer {
     pub async fn claim(&self, campaign_id: u64, request: ClaimRequest) -> Result<ClaimOutcome> {
         let (reply, rx) = oneshot::channel();
         self.lane(campaign_id)
-            .send(Pending { request, reply })
-            .map_err(|_| EngineError::Store("claim lane closed".into()))?;
-        rx.await
-            .map_err(|_| EngineError::Store("claim lane dropped a request".into()))?
+            .try_send(Pending { request, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => EngineError::Store("claim lane full".into()),
+                mpsc::error::TrySendError::Closed(_) => {
+                    EngineError::Store("claim lane closed".into())
+                }
+            })?;
+        match tokio::time::timeout(self.wait, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(EngineError::Store("claim lane dropped a request".into())),
+            // Dropping `rx` tells the lane this caller gave up (see `run_lane`).
+            Err(_) => Err(EngineError::Store(
+                "claim timed out waiting for the store".into(),
+            )),
+        }
     }
 }
 
 async fn run_lane(
     store: Arc<dyn Store>,
     campaign_id: u64,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
     max_in_flight: usize,
 ) {
@@ -91,7 +119,15 @@ async fn run_lane(
         if rx.recv_many(&mut batch, max_batch).await == 0 {
             return;
         }
-        let pending = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
+        // Claims whose caller gave up (timed out, disconnected) are not sent: nobody
+        // would hear that they were accepted.
+        let pending: Vec<Pending> = std::mem::replace(&mut batch, Vec::with_capacity(max_batch))
+            .into_iter()
+            .filter(|p| !p.reply.is_closed())
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
         let store = store.clone();
         tokio::spawn(async move {
             let requests: Vec<ClaimRequest> = pending.iter().map(|p| p.request.clone()).collect();

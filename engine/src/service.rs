@@ -26,6 +26,8 @@ const POINTS_CACHE_MS: i64 = 1_000;
 /// Users whose balance this process remembers.
 const POINTS_CACHE_USERS: usize = 100_000;
 
+/// How long a claim reply waits for the database to say whether the claim is persisted.
+const PERSISTED_LOOKUP: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long a rebuild may hold its lock before another may take over.
 const REBUILD_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 /// How many claims the rebuild reads per query.
@@ -101,9 +103,15 @@ impl Engine {
     /// Sends concurrent claims of a campaign to the store in batches of up to
     /// `max_batch`, with at most `max_in_flight` batches outstanding per campaign.
     /// A `max_batch` of 1 turns coalescing off: every claim is its own store call.
-    pub fn with_coalescing(mut self, max_batch: usize, max_in_flight: usize) -> Self {
-        self.coalescer =
-            (max_batch > 1).then(|| Coalescer::new(self.store.clone(), max_batch, max_in_flight));
+    /// A coalesced claim waits at most `wait` for its answer.
+    pub fn with_coalescing(
+        mut self,
+        max_batch: usize,
+        max_in_flight: usize,
+        wait: std::time::Duration,
+    ) -> Self {
+        self.coalescer = (max_batch > 1)
+            .then(|| Coalescer::new(self.store.clone(), max_batch, max_in_flight, wait));
         self
     }
 
@@ -236,10 +244,12 @@ impl Engine {
     /// Whether a claim's row is committed. A database that does not answer counts as
     /// "not yet": the reply must not fail because the database is down.
     pub async fn persisted(&self, claim: &Claim) -> bool {
-        self.db
-            .claim_exists(claim.campaign_id, &claim.id)
-            .await
-            .unwrap_or(false)
+        // Short: a stalled database must not hold up the claim reply.
+        let lookup = self.db.claim_exists(claim.campaign_id, &claim.id);
+        matches!(
+            tokio::time::timeout(PERSISTED_LOOKUP, lookup).await,
+            Ok(Ok(true))
+        )
     }
 
     /// The user's claims in a campaign: the persisted ones, plus the latest one from

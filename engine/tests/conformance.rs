@@ -429,7 +429,12 @@ async fn coalesced_racing_claims_keep_every_invariant(h: Harness) {
         ..flash(11, 300, 2)
     };
     load(&h, &c).await;
-    let coalescer = Arc::new(Coalescer::new(h.store.clone(), 16, 2));
+    let coalescer = Arc::new(Coalescer::new(
+        h.store.clone(),
+        16,
+        2,
+        Duration::from_secs(5),
+    ));
     let mut requests: Vec<ClaimRequest> = (0..400)
         .flat_map(|u| {
             [

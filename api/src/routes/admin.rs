@@ -1,22 +1,22 @@
 //! Administration: a campaign's stats, the audit export of persisted claims, and the
 //! rebuild of its live state from the database.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{campaign_id, Admin};
+use crate::extract::{Admin, CampaignPath, QueryParams};
 use crate::state::AppState;
 use crate::views;
 
 pub async fn stats(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let stats = state.engine.stats(campaign_id(&id)?).await?;
+    let stats = state.engine.stats(id).await?;
     Ok(Json(json!(stats)))
 }
 
@@ -32,10 +32,10 @@ const MAX_EXPORT_PAGE: i64 = 10_000;
 pub async fn export(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
+    CampaignPath(id): CampaignPath,
+    QueryParams(q): QueryParams<ExportQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = campaign_id(&id)?;
+    let id = id;
     state.engine.campaign(id).await?;
     let limit = match q.limit.as_deref() {
         None => 1_000,
@@ -68,9 +68,9 @@ pub async fn export(
 pub async fn rebuild(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = campaign_id(&id)?;
+    let id = id;
     let (persisted, remaining) = state.engine.rebuild(id).await?;
     tracing::warn!(
         campaign = id,

@@ -2,7 +2,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use stampede_engine::campaign::{CampaignStatus, NewCampaign};
 use stampede_engine::clock::now_ms;
 
 use crate::error::ApiError;
-use crate::extract::{campaign_id, Admin, JsonBody};
+use crate::extract::{Admin, CampaignPath, JsonBody, QueryParams};
 use crate::state::AppState;
 use crate::views;
 
@@ -42,10 +42,10 @@ fn etag(body: &[u8]) -> String {
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (c, k) = state.engine.campaign_live(campaign_id(&id)?).await?;
+    let (c, k) = state.engine.campaign_live(id).await?;
     let body = serde_json::to_vec(&views::campaign(&c, &k))
         .map_err(|_| ApiError::Unavailable("Try again."))?;
     let tag = etag(&body);
@@ -80,7 +80,7 @@ const LIST_LIMIT: i64 = 500;
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let wanted = match q.status.as_deref() {
         None | Some("") => None,
@@ -112,9 +112,9 @@ pub async fn list(
 pub async fn close(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (c, k) = state.engine.close(campaign_id(&id)?).await?;
+    let (c, k) = state.engine.close(id).await?;
     tracing::info!(campaign = c.id, "campaign closed");
     Ok(Json(views::campaign(&c, &k)))
 }

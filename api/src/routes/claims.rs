@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,7 +11,7 @@ use serde_json::json;
 use stampede_engine::claim::ClaimOutcome;
 
 use crate::error::ApiError;
-use crate::extract::{campaign_id, ClientIp, JsonBody, User};
+use crate::extract::{CampaignPath, ClientIp, JsonBody, QueryParams, User};
 use crate::state::AppState;
 use crate::views::{self, ClaimReply};
 
@@ -25,12 +25,12 @@ pub async fn claim(
     State(state): State<AppState>,
     User(user): User,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Response {
     let started = Instant::now();
     let result = match state.limits.check(&user, ip) {
-        Ok(()) => claim_inner(&state, &user, &id, body).await,
+        Ok(()) => claim_inner(&state, &user, id, body).await,
         Err(secs) => Err(ApiError::RateLimited(secs)),
     };
     let outcome = match &result {
@@ -50,10 +50,9 @@ pub async fn claim(
 async fn claim_inner(
     state: &AppState,
     user: &str,
-    id: &str,
+    campaign_id: u64,
     body: Option<ClaimBody>,
 ) -> Result<(&'static str, Response), ApiError> {
-    let campaign_id = campaign_id(id)?;
     let quantity = match body.and_then(|b| b.quantity) {
         None => None,
         Some(q) if q < 1 => return Err(ApiError::Invalid("quantity must be at least 1.".into())),
@@ -108,12 +107,9 @@ async fn claim_inner(
 pub async fn mine_in_campaign(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    CampaignPath(id): CampaignPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let claims = state
-        .engine
-        .user_campaign_claims(campaign_id(&id)?, &user)
-        .await?;
+    let claims = state.engine.user_campaign_claims(id, &user).await?;
     let views: Vec<_> = claims
         .iter()
         .map(|v| views::claim(&v.claim, v.persisted))
@@ -136,7 +132,7 @@ fn parse_cursor(s: &str) -> Option<(i64, &str)> {
 pub async fn mine(
     State(state): State<AppState>,
     User(user): User,
-    Query(q): Query<MineQuery>,
+    QueryParams(q): QueryParams<MineQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = match q.limit.as_deref() {
         None => 40,

@@ -6,7 +6,12 @@ pub mod claims;
 pub mod ops;
 pub mod signin;
 
-use axum::extract::DefaultBodyLimit;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -40,5 +45,29 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(guard))
         .with_state(state)
+}
+
+/// The longest a request may take; past it the reply is a 503 (the engine's own bound on
+/// Redis calls is far shorter: this catches anything else, such as a stalled database).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every request: a declared body over 16 KiB is refused (413) on every route, also those
+/// that never read a body, and the whole request is bounded by [`REQUEST_TIMEOUT`].
+async fn guard(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            ApiError::Unavailable("The request took too long; retry shortly.").into_response()
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The daily sign-in: `POST /v1/signin`, `GET /v1/me/points`, `GET /v1/me/signins`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,7 +9,7 @@ use serde_json::json;
 use stampede_engine::signin::{Month, SigninRecord};
 
 use crate::error::ApiError;
-use crate::extract::{ClientIp, User};
+use crate::extract::{ClientIp, QueryParams, User};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -71,7 +71,7 @@ pub struct CalendarQuery {
 pub async fn calendar(
     State(state): State<AppState>,
     User(user): User,
-    Query(q): Query<CalendarQuery>,
+    QueryParams(q): QueryParams<CalendarQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let month = match q.month.as_deref() {
         None | Some("") => None,
