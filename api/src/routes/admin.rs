@@ -35,7 +35,6 @@ pub async fn export(
     CampaignPath(id): CampaignPath,
     QueryParams(q): QueryParams<ExportQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id;
     state.engine.campaign(id).await?;
     let limit = match q.limit.as_deref() {
         None => 1_000,
@@ -70,7 +69,6 @@ pub async fn rebuild(
     State(state): State<AppState>,
     CampaignPath(id): CampaignPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id;
     let (persisted, remaining) = state.engine.rebuild(id).await?;
     tracing::warn!(
         campaign = id,
