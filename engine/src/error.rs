@@ -30,6 +30,9 @@ pub enum EngineError {
     /// running); the message says which and is safe to show.
     #[error("{0}")]
     RebuildRefused(String),
+    /// A dependency did not answer in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
     /// More accepted claims wait unpersisted than the backlog cap allows.
     #[error("queue backlog over its cap")]
     Shedding,
@@ -52,6 +55,7 @@ impl EngineError {
                 | EngineError::Queue(_)
                 | EngineError::StateMissing(_)
                 | EngineError::Shedding
+                | EngineError::Timeout(_)
         )
     }
 }

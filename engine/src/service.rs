@@ -26,6 +26,8 @@ const POINTS_CACHE_MS: i64 = 1_000;
 /// Users whose balance this process remembers.
 const POINTS_CACHE_USERS: usize = 100_000;
 
+/// How long reading a campaign's row may take before the request answers 503.
+const CAMPAIGN_READ: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a claim reply waits for the database to say whether the claim is persisted.
 const PERSISTED_LOOKUP: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long a rebuild may hold its lock before another may take over.
@@ -139,7 +141,11 @@ impl Engine {
         if let Some(c) = self.campaigns.read().get(&id) {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.db.campaign(id).await?.ok_or(EngineError::NotFound)?);
+        // Bounded: this read is on the claim path (once per campaign and process).
+        let row = tokio::time::timeout(CAMPAIGN_READ, self.db.campaign(id))
+            .await
+            .map_err(|_| EngineError::Timeout("reading the campaign row"))??;
+        let c = Arc::new(row.ok_or(EngineError::NotFound)?);
         self.campaigns.write().insert(id, c.clone());
         Ok(c)
     }
