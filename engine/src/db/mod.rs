@@ -320,128 +320,101 @@ impl Database {
     ) -> Result<(SigninRecord, bool)> {
         let day_s = day.format("%Y-%m-%d").to_string();
         let yesterday = previous_day(day).format("%Y-%m-%d").to_string();
-        let insert = "INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
-             SELECT $1, $2, prev.s, $3 + CASE WHEN $4 * (prev.s - 1) > $5 THEN $5 ELSE $4 * (prev.s - 1) END, $6 \
-             FROM (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s) AS prev \
-             WHERE true ON CONFLICT DO NOTHING RETURNING streak, points";
-        let ledger = "INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) VALUES ($1, $2, $3, $4)";
-        let balance = "INSERT INTO points_balances (user_id, balance) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
-             RETURNING balance";
-        let existing = "SELECT streak, points FROM signins WHERE user_id = $1 AND day = $2";
-        let current =
-            "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)";
+        // (streak, points, balance) as the database returns them.
+        let record = |(streak, points, balance): (i64, i64, i64)| SigninRecord {
+            day,
+            points_awarded: points as u64,
+            streak: streak as u64,
+            balance: balance as u64,
+        };
+        // The day's row as it already is, with the user's balance.
+        let existing = "SELECT s.streak, s.points, COALESCE(b.balance, 0) FROM signins s \
+             LEFT JOIN points_balances b ON b.user_id = s.user_id WHERE s.user_id = $1 AND s.day = $2";
         match self {
             Database::Postgres(p) => {
-                // PostgreSQL: the whole award is ONE statement (data-modifying CTEs), so one
-                // round trip and its own transaction. No row back means the day's row exists.
+                // ONE statement (data-modifying CTEs): one round trip, its own transaction.
+                // No row back means the day's row was already there.
                 let awarded: Option<(i64, i64, i64)> = sqlx::query_as(
-                "WITH prev AS (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s), \
-                 ins AS (INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
-                   SELECT $1, $2, s, $3 + LEAST($4 * (s - 1), $5), $6 FROM prev \
-                   ON CONFLICT DO NOTHING RETURNING streak, points), \
-                 led AS (INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) \
-                   SELECT $1, 'signin:' || $2, points, $6 FROM ins), \
-                 bal AS (INSERT INTO points_balances (user_id, balance) SELECT $1, points FROM ins \
-                   ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
-                   RETURNING balance) \
-                 SELECT ins.streak, ins.points, bal.balance FROM ins, bal",
-            )
-            .bind(user_id)
-            .bind(&day_s)
-            .bind(rules.base_points as i64)
-            .bind(rules.streak_step as i64)
-            .bind(rules.bonus_cap as i64)
-            .bind(now_ms)
-            .bind(&yesterday)
-            .fetch_optional(p)
-            .await?;
-                if let Some((streak, points, bal)) = awarded {
-                    let record = SigninRecord {
-                        day,
-                        points_awarded: points as u64,
-                        streak: streak as u64,
-                        balance: bal as u64,
-                    };
-                    return Ok((record, true));
+                    "WITH prev AS (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s), \
+                     ins AS (INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
+                       SELECT $1, $2, s, $3 + LEAST($4 * (s - 1), $5), $6 FROM prev \
+                       ON CONFLICT DO NOTHING RETURNING streak, points), \
+                     led AS (INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) \
+                       SELECT $1, 'signin:' || $2, points, $6 FROM ins), \
+                     bal AS (INSERT INTO points_balances (user_id, balance) SELECT $1, points FROM ins \
+                       ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
+                       RETURNING balance) \
+                     SELECT ins.streak, ins.points, bal.balance FROM ins, bal",
+                )
+                .bind(user_id)
+                .bind(&day_s)
+                .bind(rules.base_points as i64)
+                .bind(rules.streak_step as i64)
+                .bind(rules.bonus_cap as i64)
+                .bind(now_ms)
+                .bind(&yesterday)
+                .fetch_optional(p)
+                .await?;
+                if let Some(row) = awarded {
+                    return Ok((record(row), true));
                 }
-                let (streak, points): (i64, i64) = sqlx::query_as(existing)
+                let row = sqlx::query_as(existing)
                     .bind(user_id)
                     .bind(&day_s)
                     .fetch_one(p)
                     .await?;
-                let bal: i64 = sqlx::query_scalar(current)
-                    .bind(user_id)
-                    .fetch_one(p)
-                    .await?;
-                let record = SigninRecord {
-                    day,
-                    points_awarded: points as u64,
-                    streak: streak as u64,
-                    balance: bal as u64,
-                };
-                Ok((record, false))
+                Ok((record(row), false))
             }
-            // SQLite: one transaction of several statements.
+            // SQLite: the same steps as separate statements in one transaction. (LEAST is
+            // PostgreSQL's; a CASE does the cap here.)
             Database::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                let inserted: Option<(i64, i64)> = sqlx::query_as(insert)
-                    .bind(user_id)
-                    .bind(&day_s)
-                    .bind(rules.base_points as i64)
-                    .bind(rules.streak_step as i64)
-                    .bind(rules.bonus_cap as i64)
-                    .bind(now_ms)
-                    .bind(&yesterday)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (record, awarded) = match inserted {
+                let inserted: Option<(i64, i64)> = sqlx::query_as(
+                    "INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
+                     SELECT $1, $2, prev.s, $3 + CASE WHEN $4 * (prev.s - 1) > $5 THEN $5 ELSE $4 * (prev.s - 1) END, $6 \
+                     FROM (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s) AS prev \
+                     WHERE true ON CONFLICT DO NOTHING RETURNING streak, points",
+                )
+                .bind(user_id)
+                .bind(&day_s)
+                .bind(rules.base_points as i64)
+                .bind(rules.streak_step as i64)
+                .bind(rules.bonus_cap as i64)
+                .bind(now_ms)
+                .bind(&yesterday)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let result = match inserted {
                     Some((streak, points)) => {
-                        sqlx::query(ledger)
+                        sqlx::query("INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) VALUES ($1, $2, $3, $4)")
                             .bind(user_id)
                             .bind(format!("signin:{day_s}"))
                             .bind(points)
                             .bind(now_ms)
                             .execute(&mut *tx)
                             .await?;
-                        let bal: i64 = sqlx::query_scalar(balance)
-                            .bind(user_id)
-                            .bind(points)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        (
-                            SigninRecord {
-                                day,
-                                points_awarded: points as u64,
-                                streak: streak as u64,
-                                balance: bal as u64,
-                            },
-                            true,
+                        let balance: i64 = sqlx::query_scalar(
+                            "INSERT INTO points_balances (user_id, balance) VALUES ($1, $2) \
+                             ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
+                             RETURNING balance",
                         )
+                        .bind(user_id)
+                        .bind(points)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        (record((streak, points, balance)), true)
                     }
                     None => {
-                        let (streak, points): (i64, i64) = sqlx::query_as(existing)
+                        let row = sqlx::query_as(existing)
                             .bind(user_id)
                             .bind(&day_s)
                             .fetch_one(&mut *tx)
                             .await?;
-                        let bal: i64 = sqlx::query_scalar(current)
-                            .bind(user_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        (
-                            SigninRecord {
-                                day,
-                                points_awarded: points as u64,
-                                streak: streak as u64,
-                                balance: bal as u64,
-                            },
-                            false,
-                        )
+                        (record(row), false)
                     }
                 };
                 tx.commit().await?;
-                Ok((record, awarded))
+                Ok(result)
             }
         }
     }
