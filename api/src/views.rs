@@ -7,16 +7,12 @@ use stampede_engine::claim::Claim;
 use stampede_engine::clock::{now_ms, to_rfc3339};
 
 pub fn campaign(c: &Campaign, k: &LiveCounters) -> Value {
-    let ends_at_ms = c.ends_at_ms.min(k.ends_at_ms);
-    let live = Campaign {
-        ends_at_ms,
-        ..c.clone()
-    };
+    let ends_at_ms = c.live_ends_at_ms(k);
     let mut v = json!({
         "id": c.id,
         "kind": c.kind.as_str(),
         "name": c.name,
-        "status": live.status(now_ms(), k.remaining).as_str(),
+        "status": c.live_status(now_ms(), k).as_str(),
         "total": c.total,
         "remaining": k.remaining,
         "starts_at": to_rfc3339(c.starts_at_ms),

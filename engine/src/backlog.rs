@@ -37,10 +37,6 @@ impl BacklogGuard {
         self.over.load(Ordering::Relaxed)
     }
 
-    pub fn current(&self) -> u64 {
-        self.current.load(Ordering::Relaxed)
-    }
-
     /// Records a sample; logs when shedding starts or stops.
     pub fn record(&self, backlog: u64) {
         self.current.store(backlog, Ordering::Relaxed);

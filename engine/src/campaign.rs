@@ -109,15 +109,36 @@ impl CampaignStatus {
 impl Campaign {
     /// The status at `now_ms`: ended wins over sold out, which wins over active.
     pub fn status(&self, now_ms: i64, remaining: u64) -> CampaignStatus {
-        if now_ms >= self.ends_at_ms {
-            CampaignStatus::Ended
-        } else if remaining == 0 {
-            CampaignStatus::SoldOut
-        } else if now_ms < self.starts_at_ms {
-            CampaignStatus::Scheduled
-        } else {
-            CampaignStatus::Active
-        }
+        status_at(now_ms, self.starts_at_ms, self.ends_at_ms, remaining)
+    }
+
+    /// The end that applies now: the row's, or the store's when a close moved it earlier
+    /// (another instance's cached row may not know of the close yet).
+    pub fn live_ends_at_ms(&self, k: &LiveCounters) -> i64 {
+        self.ends_at_ms.min(k.ends_at_ms)
+    }
+
+    /// The status with the live counters: the live end and the live remaining stock.
+    pub fn live_status(&self, now_ms: i64, k: &LiveCounters) -> CampaignStatus {
+        status_at(
+            now_ms,
+            self.starts_at_ms,
+            self.live_ends_at_ms(k),
+            k.remaining,
+        )
+    }
+}
+
+/// Ended wins over sold out, which wins over scheduled and active.
+fn status_at(now_ms: i64, starts_at_ms: i64, ends_at_ms: i64, remaining: u64) -> CampaignStatus {
+    if now_ms >= ends_at_ms {
+        CampaignStatus::Ended
+    } else if remaining == 0 {
+        CampaignStatus::SoldOut
+    } else if now_ms < starts_at_ms {
+        CampaignStatus::Scheduled
+    } else {
+        CampaignStatus::Active
     }
 }
 

@@ -43,19 +43,3 @@ impl From<redis::RedisError> for EngineError {
         EngineError::Store(e.to_string())
     }
 }
-
-impl EngineError {
-    /// True when the failure is a dependency being down or slow (the api answers 503).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Store(_)
-                | EngineError::Database(_)
-                | EngineError::Migrate(_)
-                | EngineError::Queue(_)
-                | EngineError::StateMissing(_)
-                | EngineError::Shedding
-                | EngineError::Timeout(_)
-        )
-    }
-}

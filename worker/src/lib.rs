@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use stampede_engine::clock::now_ms;
 use stampede_engine::db::Database;
-use stampede_engine::queue::{Consumer, Delivery, Queue};
+use stampede_engine::queue::{Delivery, Queue};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -208,30 +208,6 @@ async fn persist(
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }
-    }
-}
-
-/// Drains everything currently in the queue with one consumer and returns how many
-/// events it persisted (tests and the drain benchmark).
-pub async fn drain_once(
-    queue: &dyn Queue,
-    db: &Database,
-    batch_size: usize,
-) -> stampede_engine::Result<u64> {
-    let mut consumer: Box<dyn Consumer> =
-        queue.consumer(&format!("{}-drain", default_name())).await?;
-    let mut total = 0;
-    loop {
-        let batch = consumer
-            .fetch(batch_size, Duration::from_millis(100))
-            .await?;
-        if batch.is_empty() {
-            return Ok(total);
-        }
-        let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
-        db.persist_claims(&claims, now_ms()).await?;
-        consumer.ack(&batch).await?;
-        total += batch.len() as u64;
     }
 }
 

@@ -97,13 +97,7 @@ pub async fn list(
         )
         .await?
         .iter()
-        .filter(|(c, k)| {
-            let live = stampede_engine::campaign::Campaign {
-                ends_at_ms: c.ends_at_ms.min(k.ends_at_ms),
-                ..(**c).clone()
-            };
-            wanted.is_none_or(|w| live.status(now, k.remaining) == w)
-        })
+        .filter(|(c, k)| wanted.is_none_or(|w| c.live_status(now, k) == w))
         .map(|(c, k)| views::campaign(c, k))
         .collect();
     Ok(Json(json!({ "campaigns": campaigns })))

@@ -73,10 +73,6 @@ impl Database {
         }
     }
 
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Database::Postgres(_))
-    }
-
     /// Applies the migrations of this database's kind.
     pub async fn migrate(&self) -> Result<()> {
         match self {

@@ -134,7 +134,7 @@ impl RedisConsumer {
             let campaign_id = keys::stream_campaign(stream).unwrap_or(0);
             for entry in &poison {
                 tracing::error!(stream, entry = %entry.id, "unparseable claim event moved to the dead letters");
-                let fields: Vec<(String, String)> = entry
+                let mut fields: Vec<(String, String)> = entry
                     .map
                     .iter()
                     .map(|(k, v)| {
@@ -144,7 +144,6 @@ impl RedisConsumer {
                         )
                     })
                     .collect();
-                let mut fields = fields;
                 fields.push(("entry".into(), entry.id.clone()));
                 let _: String = self
                     .conn
