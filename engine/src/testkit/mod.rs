@@ -1,6 +1,11 @@
 //! Test support shared by every crate's tests (feature `testkit`): a `redis-server` of
-//! the test's own on a free port, and a fresh PostgreSQL database per test, dropped
-//! afterwards. Tests never flush or reconfigure the shared instances.
+//! the test's own on a free port, a fresh PostgreSQL database per test, dropped
+//! afterwards, and a [`CutProxy`] to cut either off. Tests never flush or reconfigure
+//! the shared instances.
+
+mod cut_proxy;
+
+pub use cut_proxy::CutProxy;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
