@@ -71,6 +71,20 @@ pub struct Config {
     /// Milliseconds a claim event may stay pending with a consumer before another takes it over.
     #[arg(long, env = "STAMPEDE_RECLAIM_IDLE_MS", default_value_t = 30_000)]
     pub reclaim_idle_ms: u64,
+    /// Milliseconds a campaign's live counters are served from the api's in-process
+    /// cache (public reads lag the truth by at most this).
+    #[arg(long, env = "STAMPEDE_CACHE_TTL_MS", default_value_t = 500)]
+    pub cache_ttl_ms: u64,
+    /// Consecutive failures to reach Redis that open its circuit breaker.
+    #[arg(long, env = "STAMPEDE_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+    /// Milliseconds an open breaker fails calls at once before it lets a probe through.
+    #[arg(long, env = "STAMPEDE_BREAKER_COOL_DOWN_MS", default_value_t = 1_000)]
+    pub breaker_cool_down_ms: u64,
+    /// Attempts to write a claim event the database keeps refusing before it moves to
+    /// the campaign's dead letters.
+    #[arg(long, env = "STAMPEDE_POISON_ATTEMPTS", default_value_t = 5)]
+    pub poison_attempts: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -128,6 +142,18 @@ impl Config {
             || self.signin_bonus_cap > 1_000_000
         {
             return Err("sign-in points settings must be at most 1000000".into());
+        }
+        if self.cache_ttl_ms > 60_000 {
+            return Err("STAMPEDE_CACHE_TTL_MS must be at most 60000".into());
+        }
+        if self.breaker_failures == 0 || self.breaker_cool_down_ms > 60_000 {
+            return Err(
+                "STAMPEDE_BREAKER_FAILURES must be at least 1 and STAMPEDE_BREAKER_COOL_DOWN_MS at most 60000"
+                    .into(),
+            );
+        }
+        if self.poison_attempts == 0 || self.poison_attempts > 100 {
+            return Err("STAMPEDE_POISON_ATTEMPTS must be between 1 and 100".into());
         }
         if self.claim_batch == 0 || self.claim_batch > 1_000 {
             return Err("STAMPEDE_CLAIM_BATCH must be between 1 and 1000".into());

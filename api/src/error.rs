@@ -116,6 +116,13 @@ impl From<EngineError> for ApiError {
                 );
                 ApiError::Unavailable("The campaign is being restored; retry shortly.")
             }
+            EngineError::CircuitOpen => {
+                ApiError::Unavailable("A dependency is unavailable; retry shortly.")
+            }
+            EngineError::Unreachable(e) => {
+                tracing::warn!(error = %e, "store unreachable");
+                ApiError::Unavailable("A dependency is unavailable; retry shortly.")
+            }
             other => {
                 tracing::error!(error = %other, "dependency failure");
                 ApiError::Unavailable("A dependency is unavailable; retry shortly.")

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use stampede_engine::auth::Auth;
+use stampede_engine::circuit_breaker::CircuitBreaker;
 use stampede_engine::clock::{Clock, SystemClock};
 use stampede_engine::db::Database;
 use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::service::Engine;
 use stampede_engine::signin::{SigninConfig, SigninRules};
+use stampede_engine::store::breaker::BreakerStore;
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
 use stampede_worker::WorkerConfig;
@@ -66,8 +68,12 @@ pub async fn build_engine_with_clock(
                 .context("configuring Redis")?;
             let store = RedisStore::new(conn.clone());
             warn_if_redis_forgets(&store).await;
+            let breaker = CircuitBreaker::new(
+                config.breaker_failures,
+                Duration::from_millis(config.breaker_cool_down_ms),
+            );
             Engine::new(
-                Arc::new(store),
+                Arc::new(BreakerStore::new(Arc::new(store), breaker)),
                 Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
                 db,
             )
@@ -89,6 +95,7 @@ pub async fn build_engine_with_clock(
     };
     let engine = engine
         .with_backlog_cap(config.backlog_cap)
+        .with_live_cache_ttl(Duration::from_millis(config.cache_ttl_ms))
         .with_signin(SigninConfig {
             tz: config.tz(),
             rules: SigninRules {

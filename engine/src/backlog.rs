@@ -14,6 +14,8 @@ use crate::queue::Queue;
 
 /// How often the backlog is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// The longest pause between samples while the queue cannot be read.
+const MAX_PAUSE: Duration = Duration::from_secs(4);
 
 pub struct BacklogGuard {
     cap: u64,
@@ -60,19 +62,24 @@ impl BacklogGuard {
     }
 
     /// Samples the queue until the guard is dropped everywhere else. A failed sample
-    /// keeps the last value (a store that is down refuses claims on its own).
+    /// keeps the last value (a store that is down refuses claims on its own) and doubles
+    /// the pause before the next one, up to [`MAX_PAUSE`]: a dead Redis is not asked
+    /// four times a second.
     pub fn spawn_sampler(self: &Arc<Self>, queue: Arc<dyn Queue>) {
         let guard = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut pause = SAMPLE_EVERY;
             loop {
                 let Some(g) = guard.upgrade() else { return };
-                if let Ok(Ok(n)) =
-                    tokio::time::timeout(Duration::from_secs(1), queue.total_backlog()).await
-                {
-                    g.record(n);
+                match tokio::time::timeout(Duration::from_secs(1), queue.total_backlog()).await {
+                    Ok(Ok(n)) => {
+                        g.record(n);
+                        pause = SAMPLE_EVERY;
+                    }
+                    _ => pause = (pause * 2).min(MAX_PAUSE),
                 }
                 drop(g);
-                tokio::time::sleep(SAMPLE_EVERY).await;
+                tokio::time::sleep(pause).await;
             }
         });
     }

@@ -20,6 +20,13 @@ pub enum EngineError {
     StateMissing(u64),
     #[error("store: {0}")]
     Store(String),
+    /// The store did not answer: the connection is down, refused or timed out. Counts
+    /// against the store's circuit breaker; reads fall back to their last value.
+    #[error("store unreachable: {0}")]
+    Unreachable(String),
+    /// The store's circuit breaker is open: calls fail at once, without touching it.
+    #[error("store circuit open")]
+    CircuitOpen,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
@@ -38,8 +45,29 @@ pub enum EngineError {
     Shedding,
 }
 
+impl EngineError {
+    /// The store could not be reached (rather than answering with an error).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, EngineError::Unreachable(_) | EngineError::CircuitOpen)
+    }
+}
+
 impl From<redis::RedisError> for EngineError {
     fn from(e: redis::RedisError) -> Self {
-        EngineError::Store(e.to_string())
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+            // Up but not answering: loading its data, blocked by a script, no master.
+            || matches!(
+                e.code(),
+                Some("LOADING" | "BUSY" | "MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN")
+            )
+        {
+            EngineError::Unreachable(e.to_string())
+        } else {
+            EngineError::Store(e.to_string())
+        }
     }
 }

@@ -13,16 +13,19 @@
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
-//! [`error`] (the engine's error type), [`clock`].
+//! [`error`] (the engine's error type), [`clock`]; for reads and failures,
+//! [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store fails fast).
 
 pub mod auth;
 pub mod backlog;
 pub mod campaign;
+pub mod circuit_breaker;
 pub mod claim;
 pub mod clock;
 pub mod coalescer;
 pub mod db;
 pub mod error;
+pub mod live_cache;
 pub mod queue;
 pub mod rebuild;
 pub mod red_packet;

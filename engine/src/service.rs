@@ -15,6 +15,7 @@ use crate::clock::now_ms;
 use crate::coalescer::Coalescer;
 use crate::db::Database;
 use crate::error::{EngineError, Result};
+use crate::live_cache::{Freshness, LiveCache};
 use crate::queue::Queue;
 use crate::rebuild;
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
@@ -34,6 +35,11 @@ const PERSISTED_LOOKUP: std::time::Duration = std::time::Duration::from_millis(1
 const REBUILD_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
+/// How long a campaign's live counters are served from this process's cache by
+/// default (the contract: reads lag the truth by at most the hot-cache TTL, <= 1 s).
+pub const LIVE_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Campaigns whose counters this process keeps at most.
+const LIVE_CACHE_CAMPAIGNS: usize = 100_000;
 
 /// The admin stats of a campaign (contract: `GET /v1/admin/campaigns/{id}/stats`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -71,6 +77,8 @@ pub struct Engine {
     signin: SigninConfig,
     /// User id -> (points, when read in ms): balance reads cached briefly.
     points: quick_cache::sync::Cache<String, (Points, i64)>,
+    /// The public reads' live counters (see [`crate::live_cache`]).
+    live: LiveCache,
 }
 
 impl Engine {
@@ -84,7 +92,14 @@ impl Engine {
             backlog: None,
             signin: SigninConfig::default(),
             points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
+            live: LiveCache::new(LIVE_CACHE_TTL, LIVE_CACHE_CAMPAIGNS),
         }
+    }
+
+    /// Serves the public reads' live counters from this process's cache for `ttl`.
+    pub fn with_live_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.live = LiveCache::new(ttl, LIVE_CACHE_CAMPAIGNS);
+        self
     }
 
     /// Refuses claims while more than `cap` accepted claims wait unpersisted, sampling
@@ -133,6 +148,7 @@ impl Engine {
         let state = rebuild::live_state(&campaign, &[]);
         self.store.load(&state).await?;
         self.campaigns.write().insert(campaign.id, campaign.clone());
+        self.live.invalidate(campaign.id);
         Ok((campaign, state.counters))
     }
 
@@ -150,36 +166,62 @@ impl Engine {
         Ok(c)
     }
 
-    /// The campaign with its live counters. When the store has none: an ended campaign
-    /// is settled, so its counters come from the database; any other gets
-    /// `StateMissing` (the store lost it and it needs a rebuild).
+    /// The campaign with its live counters for the public reads: from the hot cache
+    /// (at most its TTL old), or, while the store cannot be reached, the last counters
+    /// read, marked [`Freshness::Stale`].
+    pub async fn campaign_live_cached(
+        &self,
+        id: u64,
+    ) -> Result<(Arc<Campaign>, LiveCounters, Freshness)> {
+        let c = self.campaign(id).await?;
+        let cached = self
+            .live
+            .get(id, now_ms(), || self.store.counters(id))
+            .await?;
+        match cached {
+            Some((k, freshness)) => Ok((c, k, freshness)),
+            None => {
+                let (c, k) = self.settled_or_missing(c).await?;
+                Ok((c, k, Freshness::Fresh))
+            }
+        }
+    }
+
+    /// The campaign with its live counters, read from the store now (admin views).
+    /// When the store has none: an ended campaign is settled, so its counters come from
+    /// the database; any other gets `StateMissing` (the store lost it and it needs a
+    /// rebuild).
     pub async fn campaign_live(&self, id: u64) -> Result<(Arc<Campaign>, LiveCounters)> {
         let c = self.campaign(id).await?;
         match self.store.counters(id).await? {
             Some(k) => Ok((c, k)),
-            None if c.ends_at_ms <= now_ms() => {
-                let (claims, sold, cents) = self.db.campaign_totals(id).await?;
-                let k = LiveCounters {
-                    remaining: c.total.saturating_sub(sold),
-                    claims,
-                    sold,
-                    cents,
-                    ends_at_ms: c.ends_at_ms,
-                };
-                Ok((c, k))
-            }
-            None => Err(EngineError::StateMissing(id)),
+            None => self.settled_or_missing(c).await,
         }
     }
 
-    /// Campaigns newest first with their counters: those not yet ended, or with
-    /// `include_ended` all of them. A campaign whose live state the store lost is left
-    /// out (it answers 503 on its own until rebuilt).
+    async fn settled_or_missing(&self, c: Arc<Campaign>) -> Result<(Arc<Campaign>, LiveCounters)> {
+        if c.ends_at_ms > now_ms() {
+            return Err(EngineError::StateMissing(c.id));
+        }
+        let (claims, sold, cents) = self.db.campaign_totals(c.id).await?;
+        let k = LiveCounters {
+            remaining: c.total.saturating_sub(sold),
+            claims,
+            sold,
+            cents,
+            ends_at_ms: c.ends_at_ms,
+        };
+        Ok((c, k))
+    }
+
+    /// Campaigns newest first with their counters (from the hot cache): those not yet
+    /// ended, or with `include_ended` all of them. A campaign whose live state the store
+    /// lost is left out (it answers 503 on its own until rebuilt).
     pub async fn campaigns(
         &self,
         include_ended: bool,
         limit: i64,
-    ) -> Result<Vec<(Arc<Campaign>, LiveCounters)>> {
+    ) -> Result<Vec<(Arc<Campaign>, LiveCounters, Freshness)>> {
         let ends_after = if include_ended { i64::MIN } else { now_ms() };
         let rows = self.db.campaigns(ends_after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -188,7 +230,7 @@ impl Engine {
                 .write()
                 .entry(c.id)
                 .or_insert_with(|| Arc::new(c.clone()));
-            match self.campaign_live(c.id).await {
+            match self.campaign_live_cached(c.id).await {
                 Ok(live) => out.push(live),
                 Err(EngineError::StateMissing(_)) => {}
                 Err(e) => return Err(e),
@@ -204,6 +246,7 @@ impl Engine {
         self.db.close_campaign(id, now).await?;
         self.store.close(id, now).await?;
         self.campaigns.write().remove(&id);
+        self.live.invalidate(id);
         self.campaign_live(id).await
     }
 
@@ -243,6 +286,10 @@ impl Engine {
                 return Ok(ClaimOutcome::Ended);
             }
             return Err(EngineError::StateMissing(campaign_id));
+        }
+        if matches!(outcome, ClaimOutcome::Accepted(_)) {
+            // This process's readers see its own sales at once; others within the TTL.
+            self.live.invalidate(campaign_id);
         }
         Ok(outcome)
     }
@@ -347,6 +394,7 @@ impl Engine {
         }
         let state = rebuild::live_state(c, &claims);
         self.store.load(&state).await?;
+        self.live.invalidate(id);
         Ok((claims.len() as u64, state.counters.remaining))
     }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use stampede_engine::campaign::{CampaignStatus, NewCampaign};
 use stampede_engine::clock::now_ms;
+use stampede_engine::live_cache::Freshness;
 
 use crate::error::ApiError;
 use crate::extract::{Admin, CampaignPath, JsonBody, QueryParams};
@@ -33,6 +34,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(views::campaign(&c, &k))).into_response())
 }
 
+/// Set on a read served from the last counters known while the store cannot be
+/// reached (contract extension): `remaining` and `status` may be older than the TTL.
+pub const STALE_HEADER: &str = "x-stampede-stale";
+
 /// A strong ETag over the exact bytes of the reply: equal bytes, equal tag.
 fn etag(body: &[u8]) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -45,7 +50,7 @@ pub async fn get(
     CampaignPath(id): CampaignPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (c, k) = state.engine.campaign_live(id).await?;
+    let (c, k, freshness) = state.engine.campaign_live_cached(id).await?;
     let body = serde_json::to_vec(&views::campaign(&c, &k))
         .map_err(|_| ApiError::Unavailable("Try again."))?;
     let tag = etag(&body);
@@ -54,20 +59,30 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let tag = HeaderValue::from_str(&tag).map_err(|_| ApiError::Unavailable("Try again."))?;
-    if matches {
-        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, tag)]).into_response());
+    let mut res = if matches {
+        (StatusCode::NOT_MODIFIED, [(ETAG, tag)]).into_response()
+    } else {
+        (
+            [
+                (ETAG, tag),
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    mark_stale(&mut res, freshness);
+    Ok(res)
+}
+
+fn mark_stale(res: &mut Response, freshness: Freshness) {
+    if freshness == Freshness::Stale {
+        res.headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from_static("true"));
     }
-    Ok((
-        [
-            (ETAG, tag),
-            (
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -81,7 +96,7 @@ const LIST_LIMIT: i64 = 500;
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let wanted = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(CampaignStatus::parse(s).ok_or_else(|| {
@@ -89,18 +104,23 @@ pub async fn list(
         })?),
     };
     let now = now_ms();
-    let campaigns: Vec<_> = state
+    let live = state
         .engine
         .campaigns(
             wanted.is_none_or(|w| w == CampaignStatus::Ended),
             LIST_LIMIT,
         )
-        .await?
+        .await?;
+    let campaigns: Vec<_> = live
         .iter()
-        .filter(|(c, k)| wanted.is_none_or(|w| c.live_status(now, k) == w))
-        .map(|(c, k)| views::campaign(c, k))
+        .filter(|(c, k, _)| wanted.is_none_or(|w| c.live_status(now, k) == w))
+        .map(|(c, k, _)| views::campaign(c, k))
         .collect();
-    Ok(Json(json!({ "campaigns": campaigns })))
+    let mut res = Json(json!({ "campaigns": campaigns })).into_response();
+    if live.iter().any(|(_, _, f)| *f == Freshness::Stale) {
+        mark_stale(&mut res, Freshness::Stale);
+    }
+    Ok(res)
 }
 
 pub async fn close(

@@ -74,6 +74,10 @@ impl Deps {
             signin_streak_bonus: 5,
             signin_bonus_cap: 50,
             reclaim_idle_ms: 2_000,
+            cache_ttl_ms: 500,
+            breaker_failures: 5,
+            breaker_cool_down_ms: 1_000,
+            poison_attempts: 3,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! it with one claim today; coalescing many into one call is how the engine gets past
 //! one round trip per claim.
 
+pub mod breaker;
 pub mod keys;
 pub mod memory;
 pub mod redis;

@@ -5,7 +5,7 @@
 //! their real failure paths: broken sockets, failed reconnects, pools that refill.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +22,8 @@ pub struct CutProxy {
 struct Shared {
     target: SocketAddr,
     cut: AtomicBool,
+    /// Connections refused while cut.
+    refused: AtomicU64,
     /// Cancelled on a cut: every connection opened before it is dropped.
     connections: parking_lot::Mutex<CancellationToken>,
 }
@@ -36,6 +38,7 @@ impl CutProxy {
         let shared = Arc::new(Shared {
             target,
             cut: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
             connections: parking_lot::Mutex::new(CancellationToken::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -56,6 +59,11 @@ impl CutProxy {
     /// Lets connections through again.
     pub fn restore(&self) {
         self.shared.cut.store(false, Ordering::SeqCst);
+    }
+
+    /// How many connections were refused while cut: how hard a client hammered.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::SeqCst)
     }
 
     /// `url` with its `host:port` replaced by this proxy's.
@@ -79,6 +87,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         if shared.cut.load(Ordering::SeqCst) {
+            shared.refused.fetch_add(1, Ordering::SeqCst);
             // Reset rather than a polite close: what a client sees from a dead peer.
             let _ = client.set_zero_linger();
             drop(client);
