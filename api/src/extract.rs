@@ -71,6 +71,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// A page size from the query: `default` when absent, else an integer in `1..=max`.
+pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::Invalid(format!(
+                "limit must be between 1 and {max}."
+            ))),
+        },
+    }
+}
+
 /// A campaign id from the path: a positive integer below 2^53, else the campaign is
 /// simply not found.
 pub fn campaign_id(raw: &str) -> Result<u64, ApiError> {

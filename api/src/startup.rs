@@ -230,6 +230,7 @@ pub async fn start_with_clock(
             reclaim_idle: Duration::from_millis(config.reclaim_idle_ms),
             reclaim_every: Duration::from_millis(config.reclaim_idle_ms.clamp(100, 5_000)),
             drain_on_shutdown: config.redis_url.is_none(),
+            poison_attempts: config.poison_attempts,
             ..WorkerConfig::default()
         };
         let (queue, db, stop) = (engine.queue.clone(), engine.db.clone(), worker_stop.clone());

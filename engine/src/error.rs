@@ -50,6 +50,30 @@ impl EngineError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, EngineError::Unreachable(_) | EngineError::CircuitOpen)
     }
+
+    /// The database refused the data itself (a constraint, a value it cannot store),
+    /// so writing the same rows again will fail again; anything else (a lost
+    /// connection, a timeout, a server shutting down) may pass on a retry.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            EngineError::Database(sqlx::Error::Encode(_)) => true,
+            EngineError::Database(sqlx::Error::Database(e)) => {
+                if let Some(pg) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    // SQLSTATE classes 22 (data exception), 23 (constraint violation).
+                    pg.code().starts_with("22") || pg.code().starts_with("23")
+                } else if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Primary result codes 18 (too big), 19 (constraint, also a
+                    // trigger's RAISE) and 20 (type mismatch), under any extended code.
+                    e.code()
+                        .and_then(|c| c.parse::<i64>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 18..=20))
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<redis::RedisError> for EngineError {

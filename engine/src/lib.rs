@@ -14,7 +14,8 @@
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
 //! [`error`] (the engine's error type), [`clock`]; for reads and failures,
-//! [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store fails fast).
+//! [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store fails fast);
+//! for audits, [`reconcile`] (the store's counters against the database).
 
 pub mod auth;
 pub mod backlog;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod live_cache;
 pub mod queue;
 pub mod rebuild;
+pub mod reconcile;
 pub mod red_packet;
 pub mod service;
 pub mod signin;

@@ -16,8 +16,9 @@ use crate::coalescer::Coalescer;
 use crate::db::Database;
 use crate::error::{EngineError, Result};
 use crate::live_cache::{Freshness, LiveCache};
-use crate::queue::Queue;
+use crate::queue::{DeadLetter, Queue};
 use crate::rebuild;
+use crate::reconcile::{Reconciliation, Totals};
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
 use crate::store::{SigninMark, Store};
 
@@ -33,6 +34,8 @@ const CAMPAIGN_READ: std::time::Duration = std::time::Duration::from_secs(2);
 const PERSISTED_LOOKUP: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long a rebuild may hold its lock before another may take over.
 const REBUILD_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+/// The most dead letters a reconciliation reads to sum their units and cents.
+const RECONCILE_DEAD_LETTERS: usize = 100_000;
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
 /// How long a campaign's live counters are served from this process's cache by
@@ -346,6 +349,46 @@ impl Engine {
             dead_letters: self.queue.dead_letters(id).await?,
             claimed_cents: k.cents,
         })
+    }
+
+    /// The campaign's dead letters, oldest first.
+    pub async fn dead_letters(&self, id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.campaign(id).await?;
+        self.queue.dead_letter_list(id, limit).await
+    }
+
+    /// Moves up to `limit` of the campaign's dead letters back into the queue.
+    pub async fn replay_dead_letters(&self, id: u64, limit: usize) -> Result<u64> {
+        self.campaign(id).await?;
+        self.queue.replay_dead_letters(id, limit).await
+    }
+
+    /// Compares the store's counters of the campaign with the database (see
+    /// [`crate::reconcile`]).
+    pub async fn reconcile(&self, id: u64) -> Result<Reconciliation> {
+        let c = self.campaign(id).await?;
+        let store = self
+            .store
+            .counters(id)
+            .await?
+            .ok_or(EngineError::StateMissing(id))?;
+        let (claims, sold, cents) = self.db.campaign_totals(id).await?;
+        let backlog = self.queue.backlog(id).await?;
+        let dead: Vec<Claim> = self
+            .queue
+            .dead_letter_list(id, RECONCILE_DEAD_LETTERS)
+            .await?
+            .iter()
+            .filter_map(|d| Claim::from_event(&d.event))
+            .collect();
+        let database = Totals {
+            claims,
+            sold,
+            cents,
+        };
+        Ok(Reconciliation::compute(
+            &c, &store, database, backlog, &dead,
+        ))
     }
 
     /// Reloads the campaign's live state from the database, after the store lost it.

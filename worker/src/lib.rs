@@ -7,7 +7,10 @@
 //! no-op, so every accepted claim lands exactly once.
 //!
 //! A database that fails is retried with capped exponential backoff and jitter; the
-//! queue buffers meanwhile. On shutdown a task finishes (and acknowledges) the batch
+//! queue buffers meanwhile. A batch the database refuses for its data (a constraint, a
+//! value it cannot store) is written claim by claim to find the poison: each claim it
+//! keeps refusing after `poison_attempts` tries moves to its campaign's dead letters,
+//! and the rest of the batch is written and acknowledged. On shutdown a task finishes (and acknowledges) the batch
 //! it holds; with `drain_on_shutdown` (the embedded queue, which lives in memory) it
 //! keeps going until the queue is empty.
 
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use stampede_engine::claim::Claim;
 use stampede_engine::clock::now_ms;
 use stampede_engine::db::Database;
 use stampede_engine::queue::{Delivery, Queue};
@@ -35,6 +39,8 @@ pub struct WorkerConfig {
     pub reclaim_every: Duration,
     /// Keep draining after shutdown until the queue is empty (embedded queue).
     pub drain_on_shutdown: bool,
+    /// Tries to write a claim the database refuses for its data before it is set aside.
+    pub poison_attempts: u32,
     /// Consumer names are `{name}-{i}`; unique per process (host and pid by default).
     pub name: String,
 }
@@ -48,6 +54,7 @@ impl Default for WorkerConfig {
             reclaim_idle: Duration::from_secs(30),
             reclaim_every: Duration::from_secs(5),
             drain_on_shutdown: false,
+            poison_attempts: 5,
             name: default_name(),
         }
     }
@@ -155,15 +162,26 @@ async fn consume(
             }
             continue;
         }
-        if !persist(&db, &batch, &shutdown, name).await {
+        let Some(poisoned) = persist(&db, &batch, config, &shutdown, name).await else {
             tracing::error!(
                 events = batch.len(),
                 consumer = name,
                 "shutting down with an unpersisted batch"
             );
             break;
+        };
+        let mut written = batch;
+        for (i, reason) in poisoned.into_iter().rev() {
+            let poison = written.remove(i);
+            match consumer.dead_letter(&poison, &reason).await {
+                Ok(()) => metrics::counter!("stampede_worker_dead_letters_total").increment(1),
+                // It stays pending: reclaimed later, it is tried (and set aside) again.
+                Err(e) => {
+                    tracing::warn!(error = %e, consumer = name, "could not set a poison event aside")
+                }
+            }
         }
-        if let Err(e) = consumer.ack(&batch).await {
+        if let Err(e) = consumer.ack(&written).await {
             // The rows are committed; the events stay pending and a later reclaim
             // rewrites them as no-ops.
             tracing::warn!(error = %e, consumer = name, "ack failed after commit");
@@ -172,43 +190,92 @@ async fn consume(
     tracing::info!(consumer = name, "worker task stopped");
 }
 
-/// Writes the batch, retrying until it commits. Gives up (returning false) only when
-/// shutting down with the database still failing; the batch then stays pending.
+/// Writes the batch, retrying until it commits. Returns the claims (index in the batch,
+/// and why) that the database refused for their data `poison_attempts` times, the rest
+/// being committed; `None` only when shutting down with the database still failing
+/// (the batch then stays pending).
 async fn persist(
     db: &Database,
     batch: &[Delivery],
+    config: &WorkerConfig,
     shutdown: &CancellationToken,
     name: &str,
-) -> bool {
+) -> Option<Vec<(usize, String)>> {
     let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match db.persist_claims(&claims, now_ms()).await {
-            Ok(inserted) => {
+        let result = match db.persist_claims(&claims, now_ms()).await {
+            Err(e) if e.is_data_error() => {
+                tracing::warn!(error = %e, events = claims.len(), consumer = name,
+                    "the database refused the batch's data; writing its claims one by one");
+                isolate(db, &claims, config.poison_attempts).await
+            }
+            other => other.map(|inserted| (inserted, Vec::new())),
+        };
+        match result {
+            Ok((inserted, poisoned)) => {
                 metrics::counter!("stampede_worker_persisted_total").increment(inserted);
                 metrics::histogram!("stampede_worker_batch_size").record(claims.len() as f64);
                 metrics::histogram!("stampede_db_write_seconds")
                     .record(started.elapsed().as_secs_f64());
-                if inserted < claims.len() as u64 {
+                let redelivered = ((claims.len() - poisoned.len()) as u64).saturating_sub(inserted);
+                if redelivered > 0 {
                     tracing::info!(
-                        redelivered = claims.len() as u64 - inserted,
+                        redelivered,
                         consumer = name,
                         "skipped claims already persisted"
                     );
                 }
-                return true;
+                return Some(poisoned);
             }
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, consumer = name, "database write failed; retrying");
                 if shutdown.is_cancelled() && attempt >= 3 {
-                    return false;
+                    return None;
                 }
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }
     }
+}
+
+/// Writes the claims one by one: how many rows were new, and the claims the database
+/// refused for their data `attempts` times in a row. Any other failure (the database
+/// went away) is returned, for the whole batch to be retried; rows already written are
+/// skipped then.
+async fn isolate(
+    db: &Database,
+    claims: &[Claim],
+    attempts: u32,
+) -> stampede_engine::Result<(u64, Vec<(usize, String)>)> {
+    let mut inserted = 0;
+    let mut poisoned = Vec::new();
+    for (i, claim) in claims.iter().enumerate() {
+        let mut tries = 0;
+        loop {
+            match db
+                .persist_claims(std::slice::from_ref(claim), now_ms())
+                .await
+            {
+                Ok(n) => {
+                    inserted += n;
+                    break;
+                }
+                Err(e) if e.is_data_error() => {
+                    tries += 1;
+                    if tries >= attempts.max(1) {
+                        poisoned.push((i, e.to_string()));
+                        break;
+                    }
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok((inserted, poisoned))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Administration: a campaign's stats, the audit export of persisted claims, and the
-//! rebuild of its live state from the database.
+//! Administration: a campaign's stats, the audit export of persisted claims, the
+//! rebuild of its live state from the database, and the reconciliation of the two.
 
 use axum::extract::State;
 use axum::Json;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{Admin, CampaignPath, QueryParams};
+use crate::extract::{page_limit, Admin, CampaignPath, QueryParams};
 use crate::state::AppState;
 use crate::views;
 
@@ -36,17 +36,7 @@ pub async fn export(
     QueryParams(q): QueryParams<ExportQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.engine.campaign(id).await?;
-    let limit = match q.limit.as_deref() {
-        None => 1_000,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=MAX_EXPORT_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::Invalid(format!(
-                    "limit must be between 1 and {MAX_EXPORT_PAGE}."
-                )))
-            }
-        },
-    };
+    let limit = page_limit(q.limit.as_deref(), 1_000, MAX_EXPORT_PAGE)?;
     let after = q.after.unwrap_or_default();
     if after.len() > 64 {
         return Err(ApiError::Invalid("after must be a claim id.".into()));
@@ -79,4 +69,17 @@ pub async fn rebuild(
     Ok(Json(
         json!({ "campaign_id": id, "persisted_claims": persisted, "remaining": remaining }),
     ))
+}
+
+/// The store's counters against the database (see `stampede_engine::reconcile`).
+pub async fn reconcile(
+    _: Admin,
+    State(state): State<AppState>,
+    CampaignPath(id): CampaignPath,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let r = state.engine.reconcile(id).await?;
+    if !r.consistent {
+        tracing::warn!(campaign = id, drift = ?r.drift, settled = r.settled, "reconciliation found drift");
+    }
+    Ok(Json(json!(r)))
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use stampede_engine::claim::ClaimOutcome;
 
 use crate::error::ApiError;
-use crate::extract::{CampaignPath, ClientIp, JsonBody, QueryParams, User};
+use crate::extract::{page_limit, CampaignPath, ClientIp, JsonBody, QueryParams, User};
 use crate::state::AppState;
 use crate::views::{self, ClaimReply};
 
@@ -134,13 +134,7 @@ pub async fn mine(
     User(user): User,
     QueryParams(q): QueryParams<MineQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = match q.limit.as_deref() {
-        None => 40,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => return Err(ApiError::Invalid("limit must be between 1 and 100.".into())),
-        },
-    };
+    let limit = page_limit(q.limit.as_deref(), 40, 100)?;
     let before = match q.before.as_deref() {
         None | Some("") => None,
         Some(c) => Some(

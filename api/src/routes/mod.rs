@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod campaigns;
 pub mod claims;
+pub mod dead_letters;
 pub mod ops;
 pub mod signin;
 
@@ -42,6 +43,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/campaigns/{id}/stats", get(admin::stats))
         .route("/v1/admin/campaigns/{id}/claims", get(admin::export))
         .route("/v1/admin/campaigns/{id}/rebuild", post(admin::rebuild))
+        .route("/v1/admin/campaigns/{id}/reconcile", get(admin::reconcile))
+        .route(
+            "/v1/admin/campaigns/{id}/dead-letters",
+            get(dead_letters::list),
+        )
+        .route(
+            "/v1/admin/campaigns/{id}/dead-letters/replay",
+            post(dead_letters::replay),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,6 +1,7 @@
 //! The embedded queue: an unbounded tokio channel from the in-process store's critical
 //! section (which must never block or await, hence unbounded) to the workers, plus a
-//! per-campaign count of unacknowledged events for the stats.
+//! per-campaign count of unacknowledged events for the stats, and the dead letters
+//! (kept in memory: they do not outlive the process, which logs each one in full).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Consumer, Delivery, Queue};
+use super::{Consumer, DeadLetter, Delivery, Queue};
 use crate::claim::Claim;
 use crate::error::Result;
 
@@ -19,6 +20,10 @@ pub struct MemoryQueue {
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Claim>>>,
     /// Campaign id -> events pushed and not yet acknowledged.
     backlog: parking_lot::Mutex<HashMap<u64, u64>>,
+    /// Campaign id -> its dead letters with their claims, oldest first.
+    dead: parking_lot::Mutex<HashMap<u64, Vec<(DeadLetter, Claim)>>>,
+    /// Dead-letter ids, counting up.
+    dead_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Default for MemoryQueue {
@@ -28,6 +33,8 @@ impl Default for MemoryQueue {
             tx,
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             backlog: parking_lot::Mutex::new(HashMap::new()),
+            dead: parking_lot::Mutex::new(HashMap::new()),
+            dead_seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -70,8 +77,37 @@ impl Queue for Arc<MemoryQueue> {
         Ok(self.backlog.lock().values().sum())
     }
 
-    async fn dead_letters(&self, _campaign_id: u64) -> Result<u64> {
-        Ok(0)
+    async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
+        Ok(self
+            .dead
+            .lock()
+            .get(&campaign_id)
+            .map_or(0, |d| d.len() as u64))
+    }
+
+    async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
+        Ok(self
+            .dead
+            .lock()
+            .get(&campaign_id)
+            .map(|d| d.iter().take(limit).map(|(l, _)| l.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
+        let replayed: Vec<Claim> = {
+            let mut dead = self.dead.lock();
+            let Some(list) = dead.get_mut(&campaign_id) else {
+                return Ok(0);
+            };
+            let n = limit.min(list.len());
+            list.drain(..n).map(|(_, c)| c).collect()
+        };
+        let n = replayed.len() as u64;
+        for claim in replayed {
+            self.push(claim);
+        }
+        Ok(n)
     }
 }
 
@@ -105,6 +141,30 @@ impl Consumer for MemoryConsumer {
 
     async fn ack(&mut self, batch: &[Delivery]) -> Result<()> {
         self.queue.acked(batch);
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let claim = delivery.claim.clone();
+        let id = self
+            .queue
+            .dead_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let letter = DeadLetter {
+            id: id.to_string(),
+            event: claim.to_event(),
+            reason: reason.to_string(),
+            failed_at_ms: crate::clock::now_ms(),
+        };
+        tracing::error!(event = %letter.event, reason, "claim event moved to the dead letters (in memory)");
+        self.queue
+            .dead
+            .lock()
+            .entry(claim.campaign_id)
+            .or_default()
+            .push((letter, claim));
+        self.queue.acked(std::slice::from_ref(delivery));
         Ok(())
     }
 }

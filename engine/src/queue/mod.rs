@@ -18,6 +18,17 @@ use async_trait::async_trait;
 use crate::claim::Claim;
 use crate::error::Result;
 
+/// A claim event set aside (see [`Consumer::dead_letter`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// Its id among the campaign's dead letters.
+    pub id: String,
+    /// The event as queued ([`Claim::to_event`]'s format when it could be read).
+    pub event: String,
+    pub reason: String,
+    pub failed_at_ms: i64,
+}
+
 /// One claim event handed to a consumer, with what it takes to acknowledge it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -39,6 +50,13 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Events of the campaign that could not be processed and were set aside.
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64>;
+
+    /// Up to `limit` of the campaign's dead letters, oldest first.
+    async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Moves up to `limit` dead letters back into the queue, oldest first; returns how
+    /// many moved.
+    async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64>;
 }
 
 #[async_trait]
@@ -52,4 +70,9 @@ pub trait Consumer: Send {
 
     /// Acknowledges a batch after its transaction committed.
     async fn ack(&mut self, batch: &[Delivery]) -> Result<()>;
+
+    /// Sets an event the database keeps refusing aside among its campaign's dead
+    /// letters, with `reason`, and acknowledges it: the rest of the queue flows on, and
+    /// the accepted claim is kept for a replay.
+    async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()>;
 }

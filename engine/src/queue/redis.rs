@@ -12,8 +12,9 @@
 //! Each consumer has its own connection: `XREADGROUP BLOCK` holds a connection while
 //! it waits, which would stall everything pipelined behind it on a shared one.
 //! Streams are discovered from the `stampede:streams` set, re-read every second.
-//! An entry that cannot be parsed is moved to the campaign's dead-letter stream
-//! (`{c:ID}:dead`) so it cannot block the rest.
+//! An entry that cannot be read, or that the database keeps refusing, is moved to the
+//! campaign's dead-letter stream (`{c:ID}:dead`, `lua/dead_letter.lua`) so it cannot
+//! block the rest; `lua/replay.lua` moves dead letters back.
 
 use std::time::{Duration, Instant};
 
@@ -22,21 +23,20 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
-use super::{Consumer, Delivery, Queue};
+use super::{Consumer, DeadLetter, Delivery, Queue};
 use crate::claim::Claim;
 use crate::error::Result;
 use crate::store::keys;
 
 /// The ack script, embedded at build time.
 pub const ACK_LUA: &str = include_str!("../../../lua/ack.lua");
+/// The dead-letter script, embedded at build time.
+pub const DEAD_LETTER_LUA: &str = include_str!("../../../lua/dead_letter.lua");
+/// The replay script, embedded at build time.
+pub const REPLAY_LUA: &str = include_str!("../../../lua/replay.lua");
 
 /// How often a consumer re-reads the set of streams.
 const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
-
-/// The dead-letter stream of a campaign.
-pub fn dead_letter_key(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:dead")
-}
 
 pub struct RedisQueue {
     url: String,
@@ -66,6 +66,7 @@ impl Queue for RedisQueue {
             name: name.to_string(),
             conn,
             ack: Script::new(ACK_LUA),
+            dead_letter: Script::new(DEAD_LETTER_LUA),
             streams: Vec::new(),
             discovered: None,
         }))
@@ -89,7 +90,38 @@ impl Queue for RedisQueue {
 
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
         let mut conn = self.conn.clone();
-        Ok(conn.xlen(dead_letter_key(campaign_id)).await?)
+        Ok(conn.xlen(keys::dead_letters(campaign_id)).await?)
+    }
+
+    async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(keys::dead_letters(campaign_id), "-", "+", limit)
+            .await?;
+        Ok(reply
+            .ids
+            .iter()
+            .map(|entry| {
+                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
+                DeadLetter {
+                    id: entry.id.clone(),
+                    event: text("e"),
+                    reason: text("reason"),
+                    failed_at_ms: text("at").parse().unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let moved: u64 = Script::new(REPLAY_LUA)
+            .key(keys::dead_letters(campaign_id))
+            .key(keys::stream(campaign_id))
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(moved)
     }
 }
 
@@ -97,6 +129,7 @@ struct RedisConsumer {
     name: String,
     conn: ConnectionManager,
     ack: Script,
+    dead_letter: Script,
     /// The stream keys this consumer reads, refreshed every [`DISCOVERY_EVERY`].
     streams: Vec<String>,
     discovered: Option<Instant>,
@@ -117,43 +150,48 @@ impl RedisConsumer {
         Ok(())
     }
 
-    /// Turns stream entries into deliveries; unparseable ones go to the dead letters.
+    /// Turns stream entries into deliveries; unreadable ones (or ones of another
+    /// campaign than their stream's) go to the dead letters.
     async fn deliveries(&mut self, stream: &str, ids: Vec<StreamId>) -> Result<Vec<Delivery>> {
+        let campaign_id = keys::stream_campaign(stream).unwrap_or(0);
         let mut out = Vec::with_capacity(ids.len());
-        let mut poison = Vec::new();
         for entry in ids {
             match parse_entry(&entry) {
-                Some(claim) => out.push(Delivery {
+                Some(claim) if claim.campaign_id == campaign_id => out.push(Delivery {
                     entry_id: entry.id,
                     claim,
                 }),
-                None => poison.push(entry),
+                _ => {
+                    let event = entry.get::<String>("e").unwrap_or_default();
+                    tracing::error!(stream, entry = %entry.id, event, "unreadable claim event moved to the dead letters");
+                    self.set_aside(stream, campaign_id, &entry.id, &event, "unreadable event")
+                        .await?;
+                }
             }
-        }
-        if !poison.is_empty() {
-            let campaign_id = keys::stream_campaign(stream).unwrap_or(0);
-            for entry in &poison {
-                tracing::error!(stream, entry = %entry.id, "unparseable claim event moved to the dead letters");
-                let mut fields: Vec<(String, String)> = entry
-                    .map
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                fields.push(("entry".into(), entry.id.clone()));
-                let _: String = self
-                    .conn
-                    .xadd(dead_letter_key(campaign_id), "*", &fields)
-                    .await?;
-            }
-            let ids: Vec<&str> = poison.iter().map(|e| e.id.as_str()).collect();
-            self.ack_ids(stream, &ids).await?;
         }
         Ok(out)
+    }
+
+    async fn set_aside(
+        &mut self,
+        stream: &str,
+        campaign_id: u64,
+        entry_id: &str,
+        event: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let _: String = self
+            .dead_letter
+            .key(stream)
+            .key(keys::dead_letters(campaign_id))
+            .arg(keys::GROUP)
+            .arg(entry_id)
+            .arg(event)
+            .arg(reason)
+            .arg(crate::clock::now_ms())
+            .invoke_async(&mut self.conn)
+            .await?;
+        Ok(())
     }
 
     async fn ack_ids(&mut self, stream: &str, ids: &[&str]) -> Result<()> {
@@ -272,5 +310,18 @@ impl Consumer for RedisConsumer {
             }
         }
         Ok(())
+    }
+
+    async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let id = delivery.claim.campaign_id;
+        tracing::error!(event = %delivery.claim.to_event(), reason, "claim event moved to the dead letters");
+        self.set_aside(
+            &keys::stream(id),
+            id,
+            &delivery.entry_id,
+            &delivery.claim.to_event(),
+            reason,
+        )
+        .await
     }
 }

@@ -28,6 +28,12 @@ pub fn stream(campaign_id: u64) -> String {
     format!("{{c:{campaign_id}}}:claims")
 }
 
+/// Stream: claim events set aside because they could not be persisted (or read), with
+/// fields `e` (the event), `reason`, `entry` (its id in the claim stream), `at` (ms).
+pub fn dead_letters(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:dead")
+}
+
 /// String: held while a rebuild of the campaign's live state runs (expires on its own).
 pub fn rebuild_lock(campaign_id: u64) -> String {
     format!("{{c:{campaign_id}}}:rebuild")
