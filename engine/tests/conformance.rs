@@ -582,3 +582,82 @@ async fn a_campaign_closed_before_its_start_has_ended(h: Harness) {
     );
 }
 conformance!(closed_early, a_campaign_closed_before_its_start_has_ended);
+
+/// A dead letter leaves the backlog, is counted and listed with its reason, and a
+/// replay puts exactly that claim back in the queue.
+async fn a_dead_letter_is_set_aside_and_replayed(h: Harness) {
+    load(&h, &flash(11, 10, 1)).await;
+    for u in 0..3 {
+        h.store
+            .claim(11, NOW, req(&format!("u{u}"), 1))
+            .await
+            .expect("claim");
+    }
+    let mut c = h.queue.consumer("w").await.expect("consumer");
+    let batch = c
+        .fetch(10, Duration::from_millis(200))
+        .await
+        .expect("fetch");
+    assert_eq!(batch.len(), 3);
+    c.dead_letter(&batch[1], "refused by the database")
+        .await
+        .expect("set aside");
+    c.ack(&[batch[0].clone(), batch[2].clone()])
+        .await
+        .expect("ack");
+    assert_eq!(h.queue.backlog(11).await.expect("backlog"), 0);
+    assert_eq!(h.queue.dead_letters(11).await.expect("dead"), 1);
+    let listed = h.queue.dead_letter_list(11, 10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason, "refused by the database");
+    assert_eq!(
+        Claim::from_event(&listed[0].event).as_ref(),
+        Some(&batch[1].claim)
+    );
+    assert_eq!(
+        h.queue.replay_dead_letters(11, 10).await.expect("replay"),
+        1
+    );
+    assert_eq!(h.queue.dead_letters(11).await.expect("dead"), 0);
+    assert_eq!(h.queue.backlog(11).await.expect("backlog"), 1);
+    let again = c
+        .fetch(10, Duration::from_millis(500))
+        .await
+        .expect("fetch");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].claim, batch[1].claim);
+    c.ack(&again).await.expect("ack");
+    assert_eq!(h.queue.backlog(11).await.expect("backlog"), 0);
+}
+conformance!(dead_letters, a_dead_letter_is_set_aside_and_replayed);
+
+/// An entry a worker cannot read, or one naming another campaign than its stream's,
+/// goes to the dead letters at once instead of blocking the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_events_go_to_the_dead_letters() {
+    let h = redis().await;
+    load(&h, &flash(12, 10, 1)).await;
+    h.store.claim(12, NOW, req("good", 1)).await.expect("claim");
+    let url = h._redis.as_ref().expect("redis").url();
+    let mut conn = redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let stream = stampede_engine::store::keys::stream(12);
+    for event in ["garbage", "13|c13-0000000001|x|1|0|-1|1"] {
+        let _: String = redis::AsyncCommands::xadd(&mut conn, &stream, "*", &[("e", event)])
+            .await
+            .expect("xadd");
+    }
+    let mut c = h.queue.consumer("w").await.expect("consumer");
+    let batch = c
+        .fetch(10, Duration::from_millis(200))
+        .await
+        .expect("fetch");
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].claim.user_id, "good");
+    assert_eq!(h.queue.dead_letters(12).await.expect("dead"), 2);
+    let listed = h.queue.dead_letter_list(12, 10).await.expect("list");
+    assert!(listed.iter().all(|d| d.reason == "unreadable event"));
+}
