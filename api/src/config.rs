@@ -75,6 +75,10 @@ pub struct Config {
     /// cache (public reads lag the truth by at most this).
     #[arg(long, env = "STAMPEDE_CACHE_TTL_MS", default_value_t = 500)]
     pub cache_ttl_ms: u64,
+    /// Redis replicas that must confirm each claim batch (`WAIT`) before its claims are
+    /// answered; 0 answers at once. When fewer confirm in time, the claims get 503.
+    #[arg(long, env = "STAMPEDE_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
     /// Consecutive failures to reach Redis that open its circuit breaker.
     #[arg(long, env = "STAMPEDE_BREAKER_FAILURES", default_value_t = 5)]
     pub breaker_failures: u32,
@@ -151,6 +155,9 @@ impl Config {
                 "STAMPEDE_BREAKER_FAILURES must be at least 1 and STAMPEDE_BREAKER_COOL_DOWN_MS at most 60000"
                     .into(),
             );
+        }
+        if self.redis_wait_replicas > 16 {
+            return Err("STAMPEDE_REDIS_WAIT_REPLICAS must be at most 16".into());
         }
         if self.poison_attempts == 0 || self.poison_attempts > 100 {
             return Err("STAMPEDE_POISON_ATTEMPTS must be between 1 and 100".into());

@@ -66,7 +66,9 @@ pub async fn build_engine_with_clock(
             let conn = connect(url, config.redis_timeout())
                 .await
                 .context("configuring Redis")?;
-            let store = RedisStore::new(conn.clone());
+            // WAIT gets half the call bound, so its reply comes back within the bound.
+            let store = RedisStore::new(conn.clone())
+                .with_wait_replicas(config.redis_wait_replicas, config.redis_timeout() / 2);
             warn_if_redis_forgets(&store).await;
             let breaker = CircuitBreaker::new(
                 config.breaker_failures,

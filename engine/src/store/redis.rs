@@ -50,6 +50,10 @@ pub struct RedisStore {
     claim: Script,
     close: Script,
     signin: Script,
+    /// Replicas that must confirm a claim batch (`WAIT`) before it is answered, and how
+    /// long to wait for them; 0: answer at once.
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 impl RedisStore {
@@ -59,7 +63,36 @@ impl RedisStore {
             claim: Script::new(CLAIM_LUA),
             close: Script::new(CLOSE_LUA),
             signin: Script::new(SIGNIN_LUA),
+            wait_replicas: 0,
+            wait_timeout: Duration::ZERO,
         }
+    }
+
+    /// Answers a claim batch that accepted or repeated a claim only once `replicas`
+    /// replicas have its writes (`WAIT replicas timeout`). When fewer confirm within
+    /// `timeout`, the batch fails (503): its claims may be lost in a failover, so none is
+    /// confirmed to the client, whose retry then finds its claim (`already_claimed`) or,
+    /// after a failover that lost it, claims afresh.
+    pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
+    async fn wait_for_replicas(&self, conn: &mut ConnectionManager) -> Result<()> {
+        let confirmed: u32 = redis::cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(self.wait_timeout.as_millis().max(1) as u64)
+            .query_async(conn)
+            .await?;
+        if confirmed < self.wait_replicas {
+            metrics::counter!("stampede_claims_unreplicated_total").increment(1);
+            return Err(EngineError::Unreachable(format!(
+                "{confirmed} of {} replicas confirmed the claim batch",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -204,6 +237,10 @@ impl Store for RedisStore {
                 "claim script returned {} values",
                 reply.len()
             )));
+        }
+        let holds_claims = reply.chunks(2).any(|p| p[0] == "A" || p[0] == "D");
+        if self.wait_replicas > 0 && holds_claims {
+            self.wait_for_replicas(&mut conn).await?;
         }
         requests
             .iter()

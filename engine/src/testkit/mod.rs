@@ -43,6 +43,18 @@ impl TestRedis {
     }
 
     pub fn start_on(port: u16) -> TestRedis {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts a replica of `primary` on a free port.
+    pub fn start_replica_of(primary: &TestRedis) -> TestRedis {
+        Self::start_with(
+            free_port(),
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        )
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> TestRedis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -54,6 +66,7 @@ impl TestRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
