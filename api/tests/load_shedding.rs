@@ -47,6 +47,24 @@ async fn claims_are_shed_while_the_backlog_is_over_its_cap() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The metrics say why.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("stampede_load_shedding 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stampede_queue_backlog ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
     // A worker drains the queue; claims are accepted again.
     let engine = app.running.as_ref().expect("running").engine.clone();
     let stop = CancellationToken::new();

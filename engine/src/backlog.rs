@@ -44,6 +44,7 @@ impl BacklogGuard {
         self.current.store(backlog, Ordering::Relaxed);
         metrics::gauge!("stampede_queue_backlog").set(backlog as f64);
         let over = backlog > self.cap;
+        metrics::gauge!("stampede_load_shedding").set(if over { 1.0 } else { 0.0 });
         if self.over.swap(over, Ordering::Relaxed) != over {
             if over {
                 tracing::warn!(
