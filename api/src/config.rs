@@ -3,11 +3,21 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 /// A development secret used when none is configured; start-up warns loudly.
 pub const DEV_JWT_SECRET: &str = "stampede-development-jwt-secret";
 pub const DEV_ADMIN_TOKEN: &str = "stampede-development-admin-token";
+
+/// How log lines are written (`STAMPEDE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the enclosing spans (the request id).
+    Json,
+}
 
 #[derive(Clone, Args)]
 pub struct Config {
@@ -71,6 +81,9 @@ pub struct Config {
     /// Milliseconds a claim event may stay pending with a consumer before another takes it over.
     #[arg(long, env = "STAMPEDE_RECLAIM_IDLE_MS", default_value_t = 30_000)]
     pub reclaim_idle_ms: u64,
+    /// Log format: `text` or `json` (the filter is `RUST_LOG`).
+    #[arg(long, env = "STAMPEDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {

@@ -1,7 +1,8 @@
 //! Stampede's HTTP api and process wiring.
 //!
 //! - [`routes`]: the contract's routes (`routes/claims.rs` holds the claim hot path).
-//! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type.
+//! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type;
+//!   [`request_id`]: the id every request gets, carried into the worker's logs.
 //! - [`startup`]: builds the engine from the [`config`] and runs the api, the worker
 //!   or both until shutdown; [`telemetry`]: logs and metrics.
 
@@ -9,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod state;

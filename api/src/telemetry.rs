@@ -1,19 +1,28 @@
-//! Logs (tracing with `RUST_LOG`-style filters) and the process-wide Prometheus
-//! recorder behind `/metrics`.
+//! Logs (tracing with `RUST_LOG`-style filters, as text or JSON lines) and the
+//! process-wide Prometheus recorder behind `/metrics`.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
 
 /// Claim latency buckets in seconds: sub-millisecond to the 1 s failure bound.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-pub fn init_logs() {
+/// Installs the log subscriber: `RUST_LOG` filters (default `info,sqlx=warn`), lines
+/// in `format`. JSON lines carry the event's fields at the top level and the spans it
+/// happened in (the `request` span holds the request id).
+pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
 /// The process's metrics recorder, installed on first use (tests start many apps in one

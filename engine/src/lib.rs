@@ -13,7 +13,8 @@
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
-//! [`error`] (the engine's error type), [`clock`].
+//! [`error`] (the engine's error type), [`clock`], [`request_id`] (the id that ties a
+//! request's logs to its claim's).
 
 pub mod auth;
 pub mod backlog;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod queue;
 pub mod rebuild;
 pub mod red_packet;
+pub mod request_id;
 pub mod service;
 pub mod signin;
 pub mod store;

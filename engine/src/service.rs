@@ -17,6 +17,7 @@ use crate::db::Database;
 use crate::error::{EngineError, Result};
 use crate::queue::Queue;
 use crate::rebuild;
+use crate::request_id::RequestId;
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
 use crate::store::{SigninMark, Store};
 
@@ -208,12 +209,13 @@ impl Engine {
     }
 
     /// The atomic claim step for one user. `quantity` is `None` when the request gave
-    /// none (a red packet must not give one).
+    /// none (a red packet must not give one); `request_id` travels in the claim event.
     pub async fn claim(
         &self,
         campaign_id: u64,
         user_id: &str,
         quantity: Option<u64>,
+        request_id: Option<RequestId>,
     ) -> Result<ClaimOutcome> {
         let c = self.campaign(campaign_id).await?;
         let quantity = match (c.kind, quantity) {
@@ -232,6 +234,7 @@ impl Engine {
         let request = ClaimRequest {
             user_id: user_id.to_string(),
             quantity,
+            request_id,
         };
         let outcome = match &self.coalescer {
             Some(coalescer) => coalescer.claim(campaign_id, request).await?,

@@ -190,6 +190,18 @@ async fn persist(
                 metrics::histogram!("stampede_worker_batch_size").record(claims.len() as f64);
                 metrics::histogram!("stampede_db_write_seconds")
                     .record(started.elapsed().as_secs_f64());
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    for d in batch {
+                        let request_id = d.request_id.as_ref().map_or("-", |r| r.as_str());
+                        tracing::debug!(
+                            request_id,
+                            claim = %d.claim.id,
+                            campaign = d.claim.campaign_id,
+                            consumer = name,
+                            "claim persisted"
+                        );
+                    }
+                }
                 if inserted < claims.len() as u64 {
                     tracing::info!(
                         redelivered = claims.len() as u64 - inserted,

@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost, so every reply (a 404, a 413 from the guard) carries the id.
+        .layer(middleware::from_fn(crate::request_id::assign))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stampede_api::config::Config;
+use stampede_api::config::{Config, LogFormat};
 use stampede_api::startup::{self, Mode, Running};
 use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
@@ -74,6 +74,7 @@ impl Deps {
             signin_streak_bonus: 5,
             signin_bonus_cap: 50,
             reclaim_idle_ms: 2_000,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{Consumer, Delivery, Queue};
-use crate::claim::Claim;
+use crate::claim::ClaimEvent;
 use crate::error::Result;
 
 pub struct MemoryQueue {
-    tx: mpsc::UnboundedSender<Claim>,
+    tx: mpsc::UnboundedSender<ClaimEvent>,
     /// Shared by the consumers; each takes it for the length of one fetch.
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Claim>>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ClaimEvent>>>,
     /// Campaign id -> events pushed and not yet acknowledged.
     backlog: parking_lot::Mutex<HashMap<u64, u64>>,
 }
@@ -33,11 +33,15 @@ impl Default for MemoryQueue {
 }
 
 impl MemoryQueue {
-    /// Enqueues an accepted claim; called inside the store's critical section.
-    pub fn push(&self, claim: Claim) {
-        *self.backlog.lock().entry(claim.campaign_id).or_default() += 1;
+    /// Enqueues an accepted claim's event; called inside the store's critical section.
+    pub fn push(&self, event: ClaimEvent) {
+        *self
+            .backlog
+            .lock()
+            .entry(event.claim.campaign_id)
+            .or_default() += 1;
         // The receiver lives as long as the queue, so sending cannot fail.
-        let _ = self.tx.send(claim);
+        let _ = self.tx.send(event);
     }
 
     fn acked(&self, batch: &[Delivery]) {
@@ -92,10 +96,7 @@ impl Consumer for MemoryConsumer {
         }
         Ok(out
             .into_iter()
-            .map(|claim| Delivery {
-                entry_id: claim.id.clone(),
-                claim,
-            })
+            .map(|event| Delivery::new(event.claim.id.clone(), event))
             .collect())
     }
 

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::claim::Claim;
+use crate::claim::{Claim, ClaimEvent};
 use crate::error::Result;
+use crate::request_id::RequestId;
 
 /// One claim event handed to a consumer, with what it takes to acknowledge it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,18 @@ pub struct Delivery {
     /// The queue's own id of the entry (a stream entry id in Redis).
     pub entry_id: String,
     pub claim: Claim,
+    /// The id of the HTTP request that made the claim, when the event carries one.
+    pub request_id: Option<RequestId>,
+}
+
+impl Delivery {
+    pub fn new(entry_id: String, event: ClaimEvent) -> Delivery {
+        Delivery {
+            entry_id,
+            claim: event.claim,
+            request_id: event.request_id,
+        }
+    }
 }
 
 #[async_trait]

@@ -23,7 +23,7 @@ use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, Stream
 use redis::{AsyncCommands, Script};
 
 use super::{Consumer, Delivery, Queue};
-use crate::claim::Claim;
+use crate::claim::ClaimEvent;
 use crate::error::Result;
 use crate::store::keys;
 
@@ -123,10 +123,7 @@ impl RedisConsumer {
         let mut poison = Vec::new();
         for entry in ids {
             match parse_entry(&entry) {
-                Some(claim) => out.push(Delivery {
-                    entry_id: entry.id,
-                    claim,
-                }),
+                Some(event) => out.push(Delivery::new(entry.id, event)),
                 None => poison.push(entry),
             }
         }
@@ -180,8 +177,8 @@ impl RedisConsumer {
     }
 }
 
-fn parse_entry(e: &StreamId) -> Option<Claim> {
-    Claim::from_event(&e.get::<String>("e")?)
+fn parse_entry(e: &StreamId) -> Option<ClaimEvent> {
+    ClaimEvent::decode(&e.get::<String>("e")?)
 }
 
 #[async_trait]
