@@ -55,6 +55,8 @@ pub async fn build_engine_with_clock(
     config: &Config,
     clock: Option<Arc<dyn Clock>>,
 ) -> anyhow::Result<Arc<Engine>> {
+    // The engine's metric handles bind to the recorder present when they are made.
+    telemetry::metrics_handle();
     let db = Database::connect(&config.database_url, config.db_connections)
         .await
         .context("opening the database")?;

@@ -13,7 +13,7 @@
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
-//! [`error`] (the engine's error type), [`clock`], [`request_id`] (the id that ties a
+//! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles), [`request_id`] (the id that ties a
 //! request's logs to its claim's).
 
 pub mod auth;
@@ -31,6 +31,7 @@ pub mod request_id;
 pub mod service;
 pub mod signin;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

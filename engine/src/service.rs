@@ -19,7 +19,9 @@ use crate::queue::Queue;
 use crate::rebuild;
 use crate::request_id::RequestId;
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
+use crate::store::timed::TimedStore;
 use crate::store::{SigninMark, Store};
+use crate::telemetry::CacheStats;
 
 /// How long a balance read may be served from this process's cache. An award made by
 /// this process refreshes it at once; one made by another api instance shows within this.
@@ -72,12 +74,16 @@ pub struct Engine {
     signin: SigninConfig,
     /// User id -> (points, when read in ms): balance reads cached briefly.
     points: quick_cache::sync::Cache<String, (Points, i64)>,
+    /// Hits and misses of `campaigns` and `points`.
+    campaign_cache: CacheStats,
+    points_cache: CacheStats,
 }
 
 impl Engine {
+    /// An engine over `store` (whose calls are timed, see [`TimedStore`]), `queue` and `db`.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, db: Database) -> Self {
         Engine {
-            store,
+            store: Arc::new(TimedStore::new(store)),
             queue,
             db,
             campaigns: RwLock::new(HashMap::new()),
@@ -85,6 +91,8 @@ impl Engine {
             backlog: None,
             signin: SigninConfig::default(),
             points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
+            campaign_cache: CacheStats::new("campaign"),
+            points_cache: CacheStats::new("points"),
         }
     }
 
@@ -139,8 +147,10 @@ impl Engine {
 
     /// The campaign's row, from this instance's cache or the database.
     pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
-        if let Some(c) = self.campaigns.read().get(&id) {
-            return Ok(c.clone());
+        let cached = self.campaigns.read().get(&id).cloned();
+        self.campaign_cache.record(cached.is_some());
+        if let Some(c) = cached {
+            return Ok(c);
         }
         // Bounded: this read is on the claim path (once per campaign and process).
         let row = tokio::time::timeout(CAMPAIGN_READ, self.db.campaign(id))
@@ -400,9 +410,11 @@ impl Engine {
         if let Some((p, at)) = self.points.get(user_id) {
             // A cached "signed in today" must not outlive the day it was read on.
             if now - at < POINTS_CACHE_MS && crate::signin::day_at(self.signin.tz, at) == today {
+                self.points_cache.record(true);
                 return Ok(p);
             }
         }
+        self.points_cache.record(false);
         let (balance, latest) = self.db.points(user_id).await?;
         let p = Points {
             balance,
