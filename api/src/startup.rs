@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
+use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry;
@@ -196,8 +197,10 @@ pub async fn start_with_clock(
             auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
             metrics: telemetry::metrics_handle(),
             limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
+            dashboard: Arc::new(Dashboard::new(config.admin_token(), shutdown.child_token())),
         };
         state.limits.spawn_housekeeping();
+        state.dashboard.spawn_sampler(engine.clone());
         let app = crate::app(state);
         let stop = shutdown.clone();
         Some(tokio::spawn(async move {

@@ -43,7 +43,9 @@ pub async fn claim(
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",
     };
-    crate::telemetry::claim_metrics().record(outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    crate::telemetry::claim_metrics().record(outcome, elapsed);
+    state.dashboard.live.record(id, outcome, elapsed);
     match result {
         Ok((_, res)) => res,
         Err(e) => e.into_response(),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod campaigns;
 pub mod claims;
+pub mod dashboard;
 pub mod ops;
 pub mod signin;
 
@@ -45,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/events", get(dashboard::events))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
         .layer(middleware::from_fn(guard));
     Router::new()
         .route("/v1/campaigns/{id}/claims", post(claims::claim))
