@@ -7,11 +7,12 @@
 -- KEYS[2]  {c:ID}:users    hash: user id -> "held|claim id|quantity|amount|accepted ms|packet idx"
 -- KEYS[3]  {c:ID}:packets  list: unclaimed red packets "idx:amount" (red packet only)
 -- KEYS[4]  {c:ID}:claims   stream: claim events for the workers, one field
---          e = "campaign id|claim id|user id|quantity|amount|packet idx|accepted ms"
---          (user ids cannot contain '|': the contract limits them to [A-Za-z0-9_.-])
+--          e = "campaign id|claim id|user id|quantity|amount|packet idx|accepted ms[|request id]"
+--          (user ids and request ids cannot contain '|': both are limited to [A-Za-z0-9_.-];
+--          the request id is left out when the claim has none)
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  campaign id
--- ARGV[3], ARGV[4], ...  pairs of (user id, quantity)
+-- ARGV[3], ARGV[4], ARGV[5], ...  triples of (user id, quantity, request id or '')
 --
 -- Returns {'M'} when the campaign has no live state (unknown, or the store lost it).
 -- Otherwise two entries per claim, in order:
@@ -41,9 +42,10 @@ local function answer(code, detail)
   out[#out + 1] = detail
 end
 
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local user = ARGV[i]
   local qty = tonumber(ARGV[i + 1])
+  local rid = ARGV[i + 2]
   -- The end first: a campaign closed before its start has ended, not "not started".
   if now >= ends then
     answer('E', '')
@@ -84,8 +86,11 @@ for i = 3, #ARGV, 2 do
         local id = string.format('c%s-%010d', cid, seq)
         rec = string.format('%d|%s|%d|%d|%d|%d', held + qty, id, qty, amount, now, idx)
         redis.call('HSET', KEYS[2], user, rec)
-        redis.call('XADD', KEYS[4], '*', 'e',
-          string.format('%s|%s|%s|%d|%d|%d|%d', cid, id, user, qty, amount, idx, now))
+        local event = string.format('%s|%s|%s|%d|%d|%d|%d', cid, id, user, qty, amount, idx, now)
+        if rid ~= '' then
+          event = event .. '|' .. rid
+        end
+        redis.call('XADD', KEYS[4], '*', 'e', event)
         answer('A', rec)
       end
     end

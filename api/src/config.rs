@@ -3,11 +3,21 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 /// A development secret used when none is configured; start-up warns loudly.
 pub const DEV_JWT_SECRET: &str = "stampede-development-jwt-secret";
 pub const DEV_ADMIN_TOKEN: &str = "stampede-development-admin-token";
+
+/// How log lines are written (`STAMPEDE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the enclosing spans (the request id).
+    Json,
+}
 
 #[derive(Clone, Args)]
 pub struct Config {
@@ -89,6 +99,9 @@ pub struct Config {
     /// the campaign's dead letters.
     #[arg(long, env = "STAMPEDE_POISON_ATTEMPTS", default_value_t = 5)]
     pub poison_attempts: u32,
+    /// Log format: `text` or `json` (the filter is `RUST_LOG`).
+    #[arg(long, env = "STAMPEDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {

@@ -1,14 +1,21 @@
 //! Stampede's HTTP api and process wiring.
 //!
 //! - [`routes`]: the contract's routes (`routes/claims.rs` holds the claim hot path).
-//! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type.
+//! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type;
+//!   [`request_id`]: the id every request gets, carried into the worker's logs.
 //! - [`startup`]: builds the engine from the [`config`] and runs the api, the worker
 //!   or both until shutdown; [`telemetry`]: logs and metrics.
+//! - [`dashboard`]: the operators' live page's data ([`live_stats`]: per-campaign claim
+//!   figures; [`dashboard_session`]: its login cookie); `routes/dashboard.rs` serves it.
 
 pub mod config;
+pub mod dashboard;
+pub mod dashboard_session;
 pub mod error;
 pub mod extract;
+pub mod live_stats;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -41,8 +41,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    stampede_api::telemetry::init_logs();
-    let (config, mode) = match Cli::parse().command {
+    let command = Cli::parse().command;
+    if let Command::Serve(c) | Command::Api(c) | Command::Worker(c) | Command::Migrate(c) = &command
+    {
+        stampede_api::telemetry::init_logs(c.log_format);
+    }
+    let (config, mode) = match command {
         Command::Serve(c) => (c, Mode::Serve),
         Command::Api(c) => (c, Mode::Api),
         Command::Worker(c) => (c, Mode::Worker),

@@ -5,6 +5,8 @@
 //! governor's keyed GCRA limiters: one small state per key, kept in a concurrent map.
 //! Memory stays bounded because a housekeeping task drops, every few seconds, every key
 //! whose state is back to "fresh" (it has not been used for a full burst period).
+//!
+//! Refusals are counted in `stampede_rate_limited_total{scope="user"|"ip"}`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -21,6 +23,9 @@ pub struct RateLimits {
     user: Option<DefaultKeyedRateLimiter<String>>,
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    /// `stampede_rate_limited_total{scope="user"}` and `{scope="ip"}`.
+    refused_user: metrics::Counter,
+    refused_ip: metrics::Counter,
 }
 
 /// `per_second` requests a second with a burst of twice that; `None` when 0 (off).
@@ -38,6 +43,8 @@ impl RateLimits {
             user: limiter(user_per_second),
             ip: limiter(ip_per_second),
             clock: DefaultClock::default(),
+            refused_user: crate::telemetry::rate_limited("user"),
+            refused_ip: crate::telemetry::rate_limited("ip"),
         }
     }
 
@@ -45,12 +52,16 @@ impl RateLimits {
     pub fn check(&self, user_id: &str, ip: Option<IpAddr>) -> Result<(), u64> {
         let wait = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         if let Some(l) = &self.user {
-            l.check_key(&user_id.to_string())
-                .map_err(|n| wait(n.wait_time_from(self.clock.now())))?;
+            l.check_key(&user_id.to_string()).map_err(|n| {
+                self.refused_user.increment(1);
+                wait(n.wait_time_from(self.clock.now()))
+            })?;
         }
         if let (Some(l), Some(ip)) = (&self.ip, ip) {
-            l.check_key(&ip)
-                .map_err(|n| wait(n.wait_time_from(self.clock.now())))?;
+            l.check_key(&ip).map_err(|n| {
+                self.refused_ip.increment(1);
+                wait(n.wait_time_from(self.clock.now()))
+            })?;
         }
         Ok(())
     }

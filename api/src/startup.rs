@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
+use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 use crate::telemetry;
@@ -57,6 +58,8 @@ pub async fn build_engine_with_clock(
     config: &Config,
     clock: Option<Arc<dyn Clock>>,
 ) -> anyhow::Result<Arc<Engine>> {
+    // The engine's metric handles bind to the recorder present when they are made.
+    telemetry::metrics_handle();
     let db = Database::connect(&config.database_url, config.db_connections)
         .await
         .context("opening the database")?;
@@ -203,8 +206,10 @@ pub async fn start_with_clock(
             auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
             metrics: telemetry::metrics_handle(),
             limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
+            dashboard: Arc::new(Dashboard::new(config.admin_token(), shutdown.child_token())),
         };
         state.limits.spawn_housekeeping();
+        state.dashboard.spawn_sampler(engine.clone());
         let app = crate::app(state);
         let stop = shutdown.clone();
         Some(tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! The state every handler shares: the engine, the credentials checker and the metrics
-//! renderer. Cheap to clone (all `Arc`s).
+//! The state every handler shares: the engine, the credentials checker, the metrics
+//! renderer, the rate limits and the dashboard. Cheap to clone (all `Arc`s).
 
 use std::sync::Arc;
 
@@ -13,4 +13,5 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: PrometheusHandle,
     pub limits: Arc<crate::rate_limit::RateLimits>,
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }

@@ -1,35 +1,62 @@
-//! Logs (tracing with `RUST_LOG`-style filters) and the process-wide Prometheus
-//! recorder behind `/metrics`.
+//! Logs (tracing with `RUST_LOG`-style filters, as text or JSON lines) and the
+//! process-wide Prometheus recorder behind `/metrics`.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
 
 /// Claim latency buckets in seconds: sub-millisecond to the 1 s failure bound.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-pub fn init_logs() {
+/// Installs the log subscriber: `RUST_LOG` filters (default `info,sqlx=warn`), lines
+/// in `format`. JSON lines carry the event's fields at the top level and the spans it
+/// happened in (the `request` span holds the request id).
+pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
+/// Worker batch sizes (claims per transaction), up to the largest allowed batch.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+
 /// The process's metrics recorder, installed on first use (tests start many apps in one
-/// process; they share it).
+/// process; they share it). Call it before building the engine: the engine's metric
+/// handles bind to the recorder installed when they are made.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("stampede_worker_batch_size".into()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
+            describe();
+            // Present from the start (at 0), so that dashboards and alerts find them.
+            for scope in ["user", "ip"] {
+                rate_limited(scope).increment(0);
+            }
+            risk_refusal_counter("blocklist", "block").increment(0);
             // Histograms need periodic upkeep to bound their memory.
             let upkeep = handle.clone();
             std::thread::spawn(move || loop {
@@ -87,4 +114,69 @@ pub fn claim_metrics() -> &'static ClaimMetrics {
             duration: metrics::histogram!("stampede_claim_duration_seconds"),
         }
     })
+}
+
+/// HELP texts of the series this process exports.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "stampede_claims_total",
+        "Claim requests answered, by outcome."
+    );
+    describe_histogram!(
+        "stampede_claim_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a claim request."
+    );
+    describe_gauge!(
+        "stampede_queue_backlog",
+        "Accepted claims queued and not yet persisted (sampled)."
+    );
+    describe_counter!(
+        "stampede_worker_persisted_total",
+        "Claims the workers wrote to the database (redeliveries not counted); its rate is the persist rate."
+    );
+    describe_histogram!(
+        "stampede_worker_batch_size",
+        "Claims per worker transaction."
+    );
+    describe_counter!("stampede_signins_total", "Sign-in requests, by outcome.");
+    describe_histogram!(
+        "stampede_store_duration_seconds",
+        Unit::Seconds,
+        "Time of each store call (Redis round trip, or the in-process step), by operation."
+    );
+    describe_histogram!(
+        "stampede_db_duration_seconds",
+        Unit::Seconds,
+        "Time of each database query, by operation."
+    );
+    describe_counter!(
+        "stampede_cache_requests_total",
+        "In-process cache lookups by cache (campaign, points, token) and result (hit, miss)."
+    );
+    describe_counter!(
+        "stampede_rate_limited_total",
+        "Requests refused by a rate limit, by scope (user, ip)."
+    );
+    describe_counter!(
+        "stampede_risk_refusals_total",
+        "Requests refused by a risk rule, by rule and action."
+    );
+}
+
+/// The `stampede_rate_limited_total` series of a scope (`user` or `ip`).
+pub fn rate_limited(scope: &'static str) -> metrics::Counter {
+    metrics::counter!("stampede_rate_limited_total", "scope" => scope)
+}
+
+fn risk_refusal_counter(rule: &'static str, action: &'static str) -> metrics::Counter {
+    metrics::counter!("stampede_risk_refusals_total", "rule" => rule, "action" => action)
+}
+
+/// Counts a request refused by the risk rule `rule` with `action` (such as `block`)
+/// in `stampede_risk_refusals_total`. Refusals are rare, so the series is looked up
+/// on each call.
+pub fn risk_refusal(rule: &'static str, action: &'static str) {
+    risk_refusal_counter(rule, action).increment(1);
 }

@@ -70,6 +70,7 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
             .map(|i| ClaimRequest {
                 user_id: format!("u{}", chunk * 500 + i),
                 quantity: 1,
+                request_id: None,
             })
             .collect();
         for o in engine

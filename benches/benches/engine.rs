@@ -46,6 +46,7 @@ fn memory_claims(c: &mut Criterion) {
             let req = ClaimRequest {
                 user_id: users[i].clone(),
                 quantity: 1,
+                request_id: None,
             };
             rt.block_on(store.claim(1, 1, req)).expect("claim")
         })

@@ -15,6 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::telemetry::CacheStats;
+
 /// Why a credential was refused; the api maps every variant to `401`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -40,6 +42,8 @@ const VERIFIED_TOKENS: usize = 65_536;
 pub struct Auth {
     /// Token -> (user id, `exp`), for tokens that passed every check.
     verified: quick_cache::sync::Cache<Box<str>, (Box<str>, u64)>,
+    /// Hits and misses of `verified` (`cache="token"`).
+    verified_stats: CacheStats,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -68,6 +72,7 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "sub"]);
         Auth {
             verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
+            verified_stats: CacheStats::new("token"),
             encoding: EncodingKey::from_secret(jwt_secret.as_bytes()),
             decoding: DecodingKey::from_secret(jwt_secret.as_bytes()),
             validation,
@@ -79,9 +84,11 @@ impl Auth {
     pub fn verify_user(&self, token: &str) -> Result<String, AuthError> {
         if let Some((user, exp)) = self.verified.get(token) {
             if jsonwebtoken::get_current_timestamp() < exp {
+                self.verified_stats.record(true);
                 return Ok(user.into_string());
             }
         }
+        self.verified_stats.record(false);
         let data = jsonwebtoken::decode::<UserClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,

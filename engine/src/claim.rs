@@ -3,12 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::request_id::RequestId;
+
 /// One user's request to claim from a campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequest {
     pub user_id: String,
     /// Units wanted (flash sale); always 1 for a red packet.
     pub quantity: u64,
+    /// The HTTP request's id, carried in the claim event so that the worker's log of
+    /// the claim can be found from the api's.
+    pub request_id: Option<RequestId>,
 }
 
 /// An accepted claim. It travels the queue as the claim event and is the database row.
@@ -28,24 +33,39 @@ pub struct Claim {
     pub accepted_at_ms: i64,
 }
 
-impl Claim {
-    /// The claim event as the queue carries it (one stream field, written by
-    /// `lua/claim.lua`): `campaign id|claim id|user id|quantity|amount|packet idx|accepted ms`.
-    pub fn to_event(&self) -> String {
-        format!(
+/// A claim event as the queue carries it: the accepted claim, and the id of the
+/// request that made it (absent in events written before request ids existed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimEvent {
+    pub claim: Claim,
+    pub request_id: Option<RequestId>,
+}
+
+impl ClaimEvent {
+    /// The event's one stream field, as `lua/claim.lua` writes it:
+    /// `campaign id|claim id|user id|quantity|amount|packet idx|accepted ms[|request id]`.
+    pub fn encode(&self) -> String {
+        let c = &self.claim;
+        let mut s = format!(
             "{}|{}|{}|{}|{}|{}|{}",
-            self.campaign_id,
-            self.id,
-            self.user_id,
-            self.quantity,
-            self.amount_cents,
-            self.packet_idx,
-            self.accepted_at_ms
-        )
+            c.campaign_id,
+            c.id,
+            c.user_id,
+            c.quantity,
+            c.amount_cents,
+            c.packet_idx,
+            c.accepted_at_ms
+        );
+        if let Some(r) = &self.request_id {
+            s.push('|');
+            s.push_str(r.as_str());
+        }
+        s
     }
 
-    /// Parses [`Claim::to_event`]'s format; `None` for anything else.
-    pub fn from_event(s: &str) -> Option<Claim> {
+    /// Parses [`ClaimEvent::encode`]'s format, with or without the request id (events
+    /// queued by an older version have none); `None` for anything else.
+    pub fn decode(s: &str) -> Option<ClaimEvent> {
         let mut f = s.split('|');
         let claim = Claim {
             campaign_id: f.next()?.parse().ok()?,
@@ -56,7 +76,13 @@ impl Claim {
             packet_idx: f.next()?.parse().ok()?,
             accepted_at_ms: f.next()?.parse().ok()?,
         };
-        f.next().is_none().then_some(claim)
+        let request_id = match f.next() {
+            None => None,
+            Some(r) => Some(RequestId::parse(r)?),
+        };
+        f.next()
+            .is_none()
+            .then_some(ClaimEvent { claim, request_id })
     }
 }
 
@@ -108,7 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_round_trip_and_garbage_is_refused() {
+    fn events_round_trip_with_and_without_a_request_id_and_garbage_is_refused() {
         let c = Claim {
             id: claim_id(17, 42),
             campaign_id: 17,
@@ -118,10 +144,35 @@ mod tests {
             packet_idx: -1,
             accepted_at_ms: 1_800_000_000_123,
         };
-        assert_eq!(Claim::from_event(&c.to_event()), Some(c.clone()));
+        let traced = ClaimEvent {
+            claim: c.clone(),
+            request_id: RequestId::parse("0123456789abcdef"),
+        };
+        let bare = ClaimEvent {
+            claim: c.clone(),
+            request_id: None,
+        };
+        assert_eq!(
+            traced.encode(),
+            "17|c17-0000000042|u.1-x_y|2|0|-1|1800000000123|0123456789abcdef"
+        );
+        assert_eq!(ClaimEvent::decode(&traced.encode()), Some(traced));
+        // The seven-field form of events queued before request ids existed.
+        assert_eq!(
+            bare.encode(),
+            "17|c17-0000000042|u.1-x_y|2|0|-1|1800000000123"
+        );
+        assert_eq!(ClaimEvent::decode(&bare.encode()), Some(bare));
         assert_eq!(claim_seq(&c.id), Some(42));
-        for bad in ["", "1|2", "x|c1|u|1|0|-1|5", "1|c1|u|1|0|-1|5|extra"] {
-            assert_eq!(Claim::from_event(bad), None, "{bad:?}");
+        for bad in [
+            "",
+            "1|2",
+            "x|c1|u|1|0|-1|5",
+            "1|c1|u|1|0|-1|5|",
+            "1|c1|u|1|0|-1|5|not safe",
+            "1|c1|u|1|0|-1|5|rid|extra",
+        ] {
+            assert_eq!(ClaimEvent::decode(bad), None, "{bad:?}");
         }
     }
 }

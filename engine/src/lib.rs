@@ -13,9 +13,10 @@
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
-//! [`error`] (the engine's error type), [`clock`]; for reads and failures,
-//! [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store fails fast);
-//! for audits, [`reconcile`] (the store's counters against the database).
+//! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles),
+//! [`request_id`] (the id that ties a request's logs to its claim's); for reads and
+//! failures, [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store
+//! fails fast); for audits, [`reconcile`] (the store's counters against the database).
 
 pub mod auth;
 pub mod backlog;
@@ -31,9 +32,11 @@ pub mod queue;
 pub mod rebuild;
 pub mod reconcile;
 pub mod red_packet;
+pub mod request_id;
 pub mod service;
 pub mod signin;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

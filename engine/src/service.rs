@@ -10,7 +10,7 @@ use rand::RngCore;
 
 use crate::backlog::BacklogGuard;
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
-use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
+use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
 use crate::clock::now_ms;
 use crate::coalescer::Coalescer;
 use crate::db::Database;
@@ -19,8 +19,11 @@ use crate::live_cache::{Freshness, LiveCache};
 use crate::queue::{DeadLetter, Queue};
 use crate::rebuild;
 use crate::reconcile::{Reconciliation, Totals};
+use crate::request_id::RequestId;
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
+use crate::store::timed::TimedStore;
 use crate::store::{SigninMark, Store};
+use crate::telemetry::CacheStats;
 
 /// How long a balance read may be served from this process's cache. An award made by
 /// this process refreshes it at once; one made by another api instance shows within this.
@@ -82,12 +85,16 @@ pub struct Engine {
     points: quick_cache::sync::Cache<String, (Points, i64)>,
     /// The public reads' live counters (see [`crate::live_cache`]).
     live: LiveCache,
+    /// Hits and misses of `campaigns` and `points`.
+    campaign_cache: CacheStats,
+    points_cache: CacheStats,
 }
 
 impl Engine {
+    /// An engine over `store` (whose calls are timed, see [`TimedStore`]), `queue` and `db`.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, db: Database) -> Self {
         Engine {
-            store,
+            store: Arc::new(TimedStore::new(store)),
             queue,
             db,
             campaigns: RwLock::new(HashMap::new()),
@@ -96,6 +103,8 @@ impl Engine {
             signin: SigninConfig::default(),
             points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
             live: LiveCache::new(LIVE_CACHE_TTL, LIVE_CACHE_CAMPAIGNS),
+            campaign_cache: CacheStats::new("campaign"),
+            points_cache: CacheStats::new("points"),
         }
     }
 
@@ -157,8 +166,10 @@ impl Engine {
 
     /// The campaign's row, from this instance's cache or the database.
     pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
-        if let Some(c) = self.campaigns.read().get(&id) {
-            return Ok(c.clone());
+        let cached = self.campaigns.read().get(&id).cloned();
+        self.campaign_cache.record(cached.is_some());
+        if let Some(c) = cached {
+            return Ok(c);
         }
         // Bounded: this read is on the claim path (once per campaign and process).
         let row = tokio::time::timeout(CAMPAIGN_READ, self.db.campaign(id))
@@ -254,12 +265,13 @@ impl Engine {
     }
 
     /// The atomic claim step for one user. `quantity` is `None` when the request gave
-    /// none (a red packet must not give one).
+    /// none (a red packet must not give one); `request_id` travels in the claim event.
     pub async fn claim(
         &self,
         campaign_id: u64,
         user_id: &str,
         quantity: Option<u64>,
+        request_id: Option<RequestId>,
     ) -> Result<ClaimOutcome> {
         let c = self.campaign(campaign_id).await?;
         let quantity = match (c.kind, quantity) {
@@ -278,6 +290,7 @@ impl Engine {
         let request = ClaimRequest {
             user_id: user_id.to_string(),
             quantity,
+            request_id,
         };
         let outcome = match &self.coalescer {
             Some(coalescer) => coalescer.claim(campaign_id, request).await?,
@@ -379,7 +392,7 @@ impl Engine {
             .dead_letter_list(id, RECONCILE_DEAD_LETTERS)
             .await?
             .iter()
-            .filter_map(|d| Claim::from_event(&d.event))
+            .filter_map(|d| ClaimEvent::decode(&d.event).map(|e| e.claim))
             .collect();
         let database = Totals {
             claims,
@@ -488,9 +501,11 @@ impl Engine {
         if let Some((p, at)) = self.points.get(user_id) {
             // A cached "signed in today" must not outlive the day it was read on.
             if now - at < POINTS_CACHE_MS && crate::signin::day_at(self.signin.tz, at) == today {
+                self.points_cache.record(true);
                 return Ok(p);
             }
         }
+        self.points_cache.record(false);
         let (balance, latest) = self.db.points(user_id).await?;
         let p = Points {
             balance,

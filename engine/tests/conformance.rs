@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use stampede_engine::campaign::{Campaign, CampaignKind};
-use stampede_engine::claim::{Claim, ClaimOutcome, ClaimRequest};
+use stampede_engine::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
 use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::queue::{Delivery, Queue};
 use stampede_engine::rebuild::live_state;
+use stampede_engine::request_id::RequestId;
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
 use stampede_engine::store::Store;
@@ -103,6 +104,7 @@ fn req(user: &str, quantity: u64) -> ClaimRequest {
     ClaimRequest {
         user_id: user.to_string(),
         quantity,
+        request_id: None,
     }
 }
 
@@ -611,7 +613,9 @@ async fn a_dead_letter_is_set_aside_and_replayed(h: Harness) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].reason, "refused by the database");
     assert_eq!(
-        Claim::from_event(&listed[0].event).as_ref(),
+        ClaimEvent::decode(&listed[0].event)
+            .map(|e| e.claim)
+            .as_ref(),
         Some(&batch[1].claim)
     );
     assert_eq!(
@@ -661,3 +665,40 @@ async fn unreadable_events_go_to_the_dead_letters() {
     let listed = h.queue.dead_letter_list(12, 10).await.expect("list");
     assert!(listed.iter().all(|d| d.reason == "unreadable event"));
 }
+async fn the_request_id_travels_with_the_claim_event(h: Harness) {
+    let c = flash(14, 10, 1);
+    load(&h, &c).await;
+    let traced = RequestId::parse("req-14.a_B").expect("id");
+    let requests = vec![
+        ClaimRequest {
+            request_id: Some(traced),
+            ..req("traced", 1)
+        },
+        req("bare", 1),
+        // Refused claims enqueue nothing, with or without an id.
+        ClaimRequest {
+            request_id: Some(RequestId::generate()),
+            ..req("traced", 1)
+        },
+    ];
+    let outcomes = h
+        .store
+        .claim_batch(14, NOW, &requests)
+        .await
+        .expect("claims");
+    assert_eq!(accepted(&outcomes).len(), 2, "{outcomes:?}");
+    let mut events: Vec<(String, Option<RequestId>)> = drain(&h)
+        .await
+        .into_iter()
+        .map(|d| (d.claim.user_id, d.request_id))
+        .collect();
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        events,
+        vec![
+            ("bare".to_string(), None),
+            ("traced".to_string(), Some(traced))
+        ]
+    );
+}
+conformance!(request_ids, the_request_id_travels_with_the_claim_event);

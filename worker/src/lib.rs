@@ -13,6 +13,9 @@
 //! and the rest of the batch is written and acknowledged. On shutdown a task finishes (and acknowledges) the batch
 //! it holds; with `drain_on_shutdown` (the embedded queue, which lives in memory) it
 //! keeps going until the queue is empty.
+//!
+//! Each persisted claim is logged at debug level with the id of the HTTP request that
+//! made it (`RUST_LOG=stampede_worker=debug`); nothing is logged per claim at info.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,7 +207,8 @@ async fn persist(
     let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
     let mut attempt = 0;
     loop {
-        let started = Instant::now();
+        // The write's time is recorded by the database layer
+        // (`stampede_db_duration_seconds{op="persist_claims"}`).
         let result = match db.persist_claims(&claims, now_ms()).await {
             Err(e) if e.is_data_error() => {
                 tracing::warn!(error = %e, events = claims.len(), consumer = name,
@@ -217,8 +221,21 @@ async fn persist(
             Ok((inserted, poisoned)) => {
                 metrics::counter!("stampede_worker_persisted_total").increment(inserted);
                 metrics::histogram!("stampede_worker_batch_size").record(claims.len() as f64);
-                metrics::histogram!("stampede_db_write_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    for (i, d) in batch.iter().enumerate() {
+                        if poisoned.iter().any(|(p, _)| *p == i) {
+                            continue;
+                        }
+                        let request_id = d.request_id.as_ref().map_or("-", |r| r.as_str());
+                        tracing::debug!(
+                            request_id,
+                            claim = %d.claim.id,
+                            campaign = d.claim.campaign_id,
+                            consumer = name,
+                            "claim persisted"
+                        );
+                    }
+                }
                 let redelivered = ((claims.len() - poisoned.len()) as u64).saturating_sub(inserted);
                 if redelivered > 0 {
                     tracing::info!(

@@ -9,9 +9,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use stampede_engine::claim::ClaimOutcome;
+use stampede_engine::request_id::RequestId;
 
 use crate::error::ApiError;
 use crate::extract::{page_limit, CampaignPath, ClientIp, JsonBody, QueryParams, User};
+use crate::request_id::ReqId;
 use crate::state::AppState;
 use crate::views::{self, ClaimReply};
 
@@ -25,12 +27,13 @@ pub async fn claim(
     State(state): State<AppState>,
     User(user): User,
     ClientIp(ip): ClientIp,
+    ReqId(request_id): ReqId,
     CampaignPath(id): CampaignPath,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Response {
     let started = Instant::now();
     let result = match state.limits.check(&user, ip) {
-        Ok(()) => claim_inner(&state, &user, id, body).await,
+        Ok(()) => claim_inner(&state, &user, id, body, request_id).await,
         Err(secs) => Err(ApiError::RateLimited(secs)),
     };
     let outcome = match &result {
@@ -40,7 +43,9 @@ pub async fn claim(
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",
     };
-    crate::telemetry::claim_metrics().record(outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    crate::telemetry::claim_metrics().record(outcome, elapsed);
+    state.dashboard.live.record(id, outcome, elapsed);
     match result {
         Ok((_, res)) => res,
         Err(e) => e.into_response(),
@@ -52,13 +57,17 @@ async fn claim_inner(
     user: &str,
     campaign_id: u64,
     body: Option<ClaimBody>,
+    request_id: Option<RequestId>,
 ) -> Result<(&'static str, Response), ApiError> {
     let quantity = match body.and_then(|b| b.quantity) {
         None => None,
         Some(q) if q < 1 => return Err(ApiError::Invalid("quantity must be at least 1.".into())),
         Some(q) => Some(q as u64),
     };
-    let outcome = state.engine.claim(campaign_id, user, quantity).await?;
+    let outcome = state
+        .engine
+        .claim(campaign_id, user, quantity, request_id)
+        .await?;
     let label = outcome.label();
     let res = match outcome {
         ClaimOutcome::Accepted(c) => (

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stampede_engine::claim::Claim;
+use stampede_engine::claim::ClaimEvent;
 use stampede_engine::clock::to_rfc3339;
 
 use crate::error::ApiError;
@@ -39,7 +39,7 @@ pub async fn list(
             json!({
                 "id": d.id,
                 "event": d.event,
-                "claim": Claim::from_event(&d.event).map(|c| json!(views::claim(&c, false))),
+                "claim": ClaimEvent::decode(&d.event).map(|e| json!(views::claim(&e.claim, false))),
                 "reason": d.reason,
                 "failed_at": to_rfc3339(d.failed_at_ms),
             })

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod campaigns;
 pub mod claims;
+pub mod dashboard;
 pub mod dead_letters;
 pub mod ops;
 pub mod signin;
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/events", get(dashboard::events))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
         .layer(middleware::from_fn(guard));
     Router::new()
         .route("/v1/campaigns/{id}/claims", post(claims::claim))
@@ -62,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost, so every reply (a 404, a 413 from the guard) carries the id.
+        .layer(middleware::from_fn(crate::request_id::assign))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stampede_api::config::Config;
+use stampede_api::config::{Config, LogFormat};
 use stampede_api::startup::{self, Mode, Running};
 use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
@@ -79,6 +79,7 @@ impl Deps {
             breaker_failures: 5,
             breaker_cool_down_ms: 1_000,
             poison_attempts: 3,
+            log_format: LogFormat::Text,
         }
     }
 }

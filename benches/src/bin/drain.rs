@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|u| ClaimRequest {
                 user_id: format!("user{u}"),
                 quantity: 1,
+                request_id: None,
             })
             .collect();
         engine

@@ -6,10 +6,14 @@
 //! PostgreSQL takes a batch as arrays through `UNNEST` in one statement, SQLite as
 //! multi-row `VALUES`. Both are `ON CONFLICT DO NOTHING`, so a redelivered event is a
 //! no-op: the queue is at-least-once, the table exactly-once.
+//!
+//! Every query's time is recorded in `stampede_db_duration_seconds{op}`, `op` being the
+//! method's name.
 
 mod rows;
 
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -20,6 +24,7 @@ use crate::campaign::{Campaign, ValidCampaign};
 use crate::claim::Claim;
 use crate::error::Result;
 use crate::signin::{previous_day, Month, SigninRecord, SigninRules};
+use crate::telemetry::Timings;
 use rows::{CampaignRow, ClaimRow};
 
 /// Runs the same expression against whichever pool is open.
@@ -39,6 +44,32 @@ const CLAIM_COLUMNS: &str =
 pub enum Database {
     Postgres(PgPool),
     Sqlite(SqlitePool),
+}
+
+/// The `op` labels of `stampede_db_duration_seconds`: one per query method, the
+/// worker's batch insert first.
+const OPS: &[&str] = &[
+    "persist_claims",
+    "ping",
+    "insert_campaign",
+    "campaign",
+    "campaigns",
+    "close_campaign",
+    "persisted_count",
+    "campaign_totals",
+    "claim_exists",
+    "campaign_claims",
+    "user_campaign_claims",
+    "user_claims",
+    "award_signin",
+    "signin_days",
+    "points",
+];
+
+/// Query times, registered on first use (see [`crate::telemetry`]).
+fn timings() -> &'static Timings {
+    static TIMINGS: OnceLock<Timings> = OnceLock::new();
+    TIMINGS.get_or_init(|| Timings::new("stampede_db_duration_seconds", OPS))
 }
 
 /// Rows of SQLite's multi-row insert per statement: 8 values a row stays far under
@@ -83,6 +114,7 @@ impl Database {
     }
 
     pub async fn ping(&self) -> Result<()> {
+        let _t = timings().start("ping");
         on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
         Ok(())
     }
@@ -97,6 +129,7 @@ impl Database {
         split_seed: u64,
         now_ms: i64,
     ) -> Result<Campaign> {
+        let _t = timings().start("insert_campaign");
         let sql =
             "INSERT INTO campaigns (kind, name, total, per_user_limit, price_cents, total_cents, \
                    min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms) \
@@ -119,6 +152,7 @@ impl Database {
     }
 
     pub async fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
+        let _t = timings().start("campaign");
         let row: Option<CampaignRow> = on_pool!(self, p => sqlx::query_as("SELECT * FROM campaigns WHERE id = $1")
             .bind(id as i64)
             .fetch_optional(p)
@@ -128,6 +162,7 @@ impl Database {
 
     /// Campaigns whose end is after `ends_after_ms`, newest first, at most `limit`.
     pub async fn campaigns(&self, ends_after_ms: i64, limit: i64) -> Result<Vec<Campaign>> {
+        let _t = timings().start("campaigns");
         let rows: Vec<CampaignRow> = on_pool!(self, p => sqlx::query_as(
                 "SELECT * FROM campaigns WHERE ends_at_ms > $1 ORDER BY id DESC LIMIT $2")
             .bind(ends_after_ms)
@@ -139,6 +174,7 @@ impl Database {
 
     /// Moves a campaign's end to `ends_at_ms` unless it already ends earlier.
     pub async fn close_campaign(&self, id: u64, ends_at_ms: i64) -> Result<()> {
+        let _t = timings().start("close_campaign");
         on_pool!(self, p => sqlx::query("UPDATE campaigns SET ends_at_ms = $2 WHERE id = $1 AND ends_at_ms > $2")
             .bind(id as i64)
             .bind(ends_at_ms)
@@ -151,6 +187,7 @@ impl Database {
     /// Writes a batch of claims in ONE transaction, skipping any already written.
     /// Returns how many rows were new.
     pub async fn persist_claims(&self, claims: &[Claim], now_ms: i64) -> Result<u64> {
+        let _t = timings().start("persist_claims");
         if claims.is_empty() {
             return Ok(0);
         }
@@ -208,6 +245,7 @@ impl Database {
     }
 
     pub async fn persisted_count(&self, campaign_id: u64) -> Result<u64> {
+        let _t = timings().start("persisted_count");
         let n: i64 = on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM claims WHERE campaign_id = $1")
             .bind(campaign_id as i64)
             .fetch_one(p)
@@ -218,6 +256,7 @@ impl Database {
     /// (claims, units, cents) persisted for a campaign: the settled counters of one
     /// that has ended.
     pub async fn campaign_totals(&self, campaign_id: u64) -> Result<(u64, u64, u64)> {
+        let _t = timings().start("campaign_totals");
         let (n, units, cents): (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(
                 "SELECT COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM claims WHERE campaign_id = $1")
@@ -228,6 +267,7 @@ impl Database {
     }
 
     pub async fn claim_exists(&self, campaign_id: u64, claim_id: &str) -> Result<bool> {
+        let _t = timings().start("claim_exists");
         let n: i64 = on_pool!(self, p => sqlx::query_scalar(
                 "SELECT COUNT(*) FROM claims WHERE campaign_id = $1 AND claim_id = $2")
             .bind(campaign_id as i64)
@@ -245,6 +285,7 @@ impl Database {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Claim>> {
+        let _t = timings().start("campaign_claims");
         let sql = format!(
             "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND claim_id > $2 ORDER BY claim_id LIMIT $3"
         );
@@ -263,6 +304,7 @@ impl Database {
         campaign_id: u64,
         user_id: &str,
     ) -> Result<Vec<Claim>> {
+        let _t = timings().start("user_campaign_claims");
         let sql = format!(
             "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND user_id = $2 ORDER BY claim_id LIMIT 1000"
         );
@@ -282,6 +324,7 @@ impl Database {
         before: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<Claim>> {
+        let _t = timings().start("user_claims");
         let (ms, id) = before.unwrap_or((i64::MAX, ""));
         let sql = format!(
             "SELECT {CLAIM_COLUMNS} FROM claims WHERE user_id = $1 \
@@ -314,6 +357,7 @@ impl Database {
         rules: &SigninRules,
         now_ms: i64,
     ) -> Result<(SigninRecord, bool)> {
+        let _t = timings().start("award_signin");
         let day_s = day.format("%Y-%m-%d").to_string();
         let yesterday = previous_day(day).format("%Y-%m-%d").to_string();
         // (streak, points, balance) as the database returns them.
@@ -417,6 +461,7 @@ impl Database {
 
     /// The days of `month` the user signed in on.
     pub async fn signin_days(&self, user_id: &str, month: Month) -> Result<Vec<u32>> {
+        let _t = timings().start("signin_days");
         let (Some(from), Some(to)) = (month.first_day(), month.end()) else {
             return Ok(Vec::new());
         };
@@ -435,6 +480,7 @@ impl Database {
 
     /// The user's balance and latest sign-in (day and streak).
     pub async fn points(&self, user_id: &str) -> Result<(u64, Option<(chrono::NaiveDate, u64)>)> {
+        let _t = timings().start("points");
         let balance: i64 = on_pool!(self, p => sqlx::query_scalar(
                 "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)")
             .bind(user_id)

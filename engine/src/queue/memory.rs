@@ -11,17 +11,17 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{Consumer, DeadLetter, Delivery, Queue};
-use crate::claim::Claim;
+use crate::claim::ClaimEvent;
 use crate::error::Result;
 
 pub struct MemoryQueue {
-    tx: mpsc::UnboundedSender<Claim>,
+    tx: mpsc::UnboundedSender<ClaimEvent>,
     /// Shared by the consumers; each takes it for the length of one fetch.
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Claim>>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ClaimEvent>>>,
     /// Campaign id -> events pushed and not yet acknowledged.
     backlog: parking_lot::Mutex<HashMap<u64, u64>>,
     /// Campaign id -> its dead letters with their claims, oldest first.
-    dead: parking_lot::Mutex<HashMap<u64, Vec<(DeadLetter, Claim)>>>,
+    dead: parking_lot::Mutex<HashMap<u64, Vec<(DeadLetter, ClaimEvent)>>>,
     /// Dead-letter ids, counting up.
     dead_seq: std::sync::atomic::AtomicU64,
 }
@@ -40,11 +40,15 @@ impl Default for MemoryQueue {
 }
 
 impl MemoryQueue {
-    /// Enqueues an accepted claim; called inside the store's critical section.
-    pub fn push(&self, claim: Claim) {
-        *self.backlog.lock().entry(claim.campaign_id).or_default() += 1;
+    /// Enqueues an accepted claim's event; called inside the store's critical section.
+    pub fn push(&self, event: ClaimEvent) {
+        *self
+            .backlog
+            .lock()
+            .entry(event.claim.campaign_id)
+            .or_default() += 1;
         // The receiver lives as long as the queue, so sending cannot fail.
-        let _ = self.tx.send(claim);
+        let _ = self.tx.send(event);
     }
 
     fn acked(&self, batch: &[Delivery]) {
@@ -95,7 +99,7 @@ impl Queue for Arc<MemoryQueue> {
     }
 
     async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
-        let replayed: Vec<Claim> = {
+        let replayed: Vec<ClaimEvent> = {
             let mut dead = self.dead.lock();
             let Some(list) = dead.get_mut(&campaign_id) else {
                 return Ok(0);
@@ -104,8 +108,8 @@ impl Queue for Arc<MemoryQueue> {
             list.drain(..n).map(|(_, c)| c).collect()
         };
         let n = replayed.len() as u64;
-        for claim in replayed {
-            self.push(claim);
+        for event in replayed {
+            self.push(event);
         }
         Ok(n)
     }
@@ -128,10 +132,7 @@ impl Consumer for MemoryConsumer {
         }
         Ok(out
             .into_iter()
-            .map(|claim| Delivery {
-                entry_id: claim.id.clone(),
-                claim,
-            })
+            .map(|event| Delivery::new(event.claim.id.clone(), event))
             .collect())
     }
 
@@ -145,7 +146,7 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let claim = delivery.claim.clone();
+        let event = delivery.event();
         let id = self
             .queue
             .dead_seq
@@ -153,7 +154,7 @@ impl Consumer for MemoryConsumer {
             + 1;
         let letter = DeadLetter {
             id: id.to_string(),
-            event: claim.to_event(),
+            event: event.encode(),
             reason: reason.to_string(),
             failed_at_ms: crate::clock::now_ms(),
         };
@@ -161,9 +162,9 @@ impl Consumer for MemoryConsumer {
         self.queue
             .dead
             .lock()
-            .entry(claim.campaign_id)
+            .entry(event.claim.campaign_id)
             .or_default()
-            .push((letter, claim));
+            .push((letter, event));
         self.queue.acked(std::slice::from_ref(delivery));
         Ok(())
     }

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::claim::Claim;
+use crate::claim::{Claim, ClaimEvent};
 use crate::error::Result;
+use crate::request_id::RequestId;
 
 /// A claim event set aside (see [`Consumer::dead_letter`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +36,26 @@ pub struct Delivery {
     /// The queue's own id of the entry (a stream entry id in Redis).
     pub entry_id: String,
     pub claim: Claim,
+    /// The id of the HTTP request that made the claim, when the event carries one.
+    pub request_id: Option<RequestId>,
+}
+
+impl Delivery {
+    pub fn new(entry_id: String, event: ClaimEvent) -> Delivery {
+        Delivery {
+            entry_id,
+            claim: event.claim,
+            request_id: event.request_id,
+        }
+    }
+
+    /// The claim event this delivery carried.
+    pub fn event(&self) -> ClaimEvent {
+        ClaimEvent {
+            claim: self.claim.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
 }
 
 #[async_trait]

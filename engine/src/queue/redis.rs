@@ -24,7 +24,7 @@ use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, Stream
 use redis::{AsyncCommands, Script};
 
 use super::{Consumer, DeadLetter, Delivery, Queue};
-use crate::claim::Claim;
+use crate::claim::ClaimEvent;
 use crate::error::Result;
 use crate::store::keys;
 
@@ -157,10 +157,9 @@ impl RedisConsumer {
         let mut out = Vec::with_capacity(ids.len());
         for entry in ids {
             match parse_entry(&entry) {
-                Some(claim) if claim.campaign_id == campaign_id => out.push(Delivery {
-                    entry_id: entry.id,
-                    claim,
-                }),
+                Some(event) if event.claim.campaign_id == campaign_id => {
+                    out.push(Delivery::new(entry.id, event))
+                }
                 _ => {
                     let event = entry.get::<String>("e").unwrap_or_default();
                     tracing::error!(stream, entry = %entry.id, event, "unreadable claim event moved to the dead letters");
@@ -218,8 +217,8 @@ impl RedisConsumer {
     }
 }
 
-fn parse_entry(e: &StreamId) -> Option<Claim> {
-    Claim::from_event(&e.get::<String>("e")?)
+fn parse_entry(e: &StreamId) -> Option<ClaimEvent> {
+    ClaimEvent::decode(&e.get::<String>("e")?)
 }
 
 #[async_trait]
@@ -314,14 +313,9 @@ impl Consumer for RedisConsumer {
 
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
         let id = delivery.claim.campaign_id;
-        tracing::error!(event = %delivery.claim.to_event(), reason, "claim event moved to the dead letters");
-        self.set_aside(
-            &keys::stream(id),
-            id,
-            &delivery.entry_id,
-            &delivery.claim.to_event(),
-            reason,
-        )
-        .await
+        let event = delivery.event().encode();
+        tracing::error!(event, reason, "claim event moved to the dead letters");
+        self.set_aside(&keys::stream(id), id, &delivery.entry_id, &event, reason)
+            .await
     }
 }

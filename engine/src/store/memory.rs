@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::{LiveState, SigninMark, Store, UserRecord};
 use crate::campaign::{CampaignKind, LiveCounters};
-use crate::claim::{claim_id, Claim, ClaimOutcome, ClaimRequest};
+use crate::claim::{claim_id, Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
 use crate::error::Result;
 use crate::queue::memory::MemoryQueue;
 use crate::red_packet::Packet;
@@ -127,7 +127,10 @@ impl Live {
                 last: claim.clone(),
             },
         );
-        queue.push(claim.clone());
+        queue.push(ClaimEvent {
+            claim: claim.clone(),
+            request_id: req.request_id,
+        });
         ClaimOutcome::Accepted(claim)
     }
 }

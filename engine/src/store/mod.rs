@@ -7,6 +7,8 @@
 //! section per campaign; the event is pushed to the in-process queue inside it). In
 //! both, there is no moment where stock is deducted and its claim is not yet queued.
 //!
+//! [`timed::TimedStore`] wraps either and records each call's time.
+//!
 //! Claims are taken in batches: one call, many claims of one campaign. The api calls
 //! it with one claim today; coalescing many into one call is how the engine gets past
 //! one round trip per claim.
@@ -15,6 +17,7 @@ pub mod breaker;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod timed;
 
 use async_trait::async_trait;
 

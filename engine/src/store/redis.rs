@@ -225,7 +225,9 @@ impl Store for RedisStore {
             .arg(now_ms)
             .arg(campaign_id);
         for r in requests {
-            inv.arg(&r.user_id).arg(r.quantity);
+            inv.arg(&r.user_id)
+                .arg(r.quantity)
+                .arg(r.request_id.as_ref().map_or("", |id| id.as_str()));
         }
         let mut conn = self.conn.clone();
         let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
