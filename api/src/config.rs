@@ -85,6 +85,10 @@ pub struct Config {
     /// cache (public reads lag the truth by at most this).
     #[arg(long, env = "STAMPEDE_CACHE_TTL_MS", default_value_t = 500)]
     pub cache_ttl_ms: u64,
+    /// Milliseconds a local sold-out flag is trusted before claims ask Redis again (the
+    /// flag spreads between api instances over pub/sub; this is the fallback).
+    #[arg(long, env = "STAMPEDE_SOLD_OUT_TTL_MS", default_value_t = 1_000)]
+    pub sold_out_ttl_ms: u64,
     /// Redis replicas that must confirm each claim batch (`WAIT`) before its claims are
     /// answered; 0 answers at once. When fewer confirm in time, the claims get 503.
     #[arg(long, env = "STAMPEDE_REDIS_WAIT_REPLICAS", default_value_t = 0)]
@@ -160,8 +164,10 @@ impl Config {
         {
             return Err("sign-in points settings must be at most 1000000".into());
         }
-        if self.cache_ttl_ms > 60_000 {
-            return Err("STAMPEDE_CACHE_TTL_MS must be at most 60000".into());
+        if self.cache_ttl_ms > 60_000 || self.sold_out_ttl_ms > 60_000 {
+            return Err(
+                "STAMPEDE_CACHE_TTL_MS and STAMPEDE_SOLD_OUT_TTL_MS must be at most 60000".into(),
+            );
         }
         if self.breaker_failures == 0 || self.breaker_cool_down_ms > 60_000 {
             return Err(

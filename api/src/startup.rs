@@ -17,6 +17,7 @@ use stampede_engine::db::Database;
 use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::service::Engine;
+use stampede_engine::signals::{RedisSignals, SignalSink};
 use stampede_engine::signin::{SigninConfig, SigninRules};
 use stampede_engine::store::breaker::BreakerStore;
 use stampede_engine::store::memory::MemoryStore;
@@ -79,7 +80,7 @@ pub async fn build_engine_with_clock(
             );
             Engine::new(
                 Arc::new(BreakerStore::new(Arc::new(store), breaker)),
-                Arc::new(RedisQueue::new(url, config.redis_timeout(), conn)),
+                Arc::new(RedisQueue::new(url, config.redis_timeout(), conn.clone())),
                 db,
             )
             .with_coalescing(
@@ -87,6 +88,10 @@ pub async fn build_engine_with_clock(
                 CLAIM_BATCHES_IN_FLIGHT,
                 // Queueing plus one store call: within the failure model's 1 s at the default.
                 config.redis_timeout() * 2,
+            )
+            .with_sold_out_flags(
+                Some(RedisSignals::new(url, conn)),
+                Duration::from_millis(config.sold_out_ttl_ms),
             )
         }
         None => {
@@ -119,7 +124,15 @@ pub async fn build_engine_with_clock(
             tracing::info!(restored, "restored live campaigns from the database");
         }
     }
-    Ok(Arc::new(engine))
+    let engine = Arc::new(engine);
+    if let Some(url) = &config.redis_url {
+        let conn = connect(url, config.redis_timeout())
+            .await
+            .context("configuring Redis")?;
+        let sink: std::sync::Weak<dyn SignalSink> = Arc::downgrade(&engine) as _;
+        RedisSignals::new(url, conn).listen(sink);
+    }
+    Ok(engine)
 }
 
 /// Warns at start-up when Redis keeps no append-only file: an accepted claim then lives

@@ -34,7 +34,9 @@ pub mod reconcile;
 pub mod red_packet;
 pub mod request_id;
 pub mod service;
+pub mod signals;
 pub mod signin;
+pub mod sold_out;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -20,7 +20,9 @@ use crate::queue::{DeadLetter, Queue};
 use crate::rebuild;
 use crate::reconcile::{Reconciliation, Totals};
 use crate::request_id::RequestId;
+use crate::signals::{RedisSignals, Signal, SignalSink};
 use crate::signin::{current_streak, Month, Points, SigninConfig, SigninRecord};
+use crate::sold_out::SoldOut;
 use crate::store::timed::TimedStore;
 use crate::store::{SigninMark, Store};
 use crate::telemetry::CacheStats;
@@ -39,6 +41,9 @@ const PERSISTED_LOOKUP: std::time::Duration = std::time::Duration::from_millis(1
 const REBUILD_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 /// The most dead letters a reconciliation reads to sum their units and cents.
 const RECONCILE_DEAD_LETTERS: usize = 100_000;
+/// A campaign with more holders than this gets no sold-out flag (its holders would
+/// take too much memory in every api process); its refusals keep asking the store.
+const SOLD_OUT_MAX_HOLDERS: u64 = 200_000;
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
 /// How long a campaign's live counters are served from this process's cache by
@@ -88,6 +93,9 @@ pub struct Engine {
     /// Hits and misses of `campaigns` and `points`.
     campaign_cache: CacheStats,
     points_cache: CacheStats,
+    /// When set, claims of a sold-out campaign are refused in-process (see
+    /// [`crate::sold_out`]).
+    sold_out: Option<Arc<SoldOut>>,
 }
 
 impl Engine {
@@ -105,7 +113,25 @@ impl Engine {
             live: LiveCache::new(LIVE_CACHE_TTL, LIVE_CACHE_CAMPAIGNS),
             campaign_cache: CacheStats::new("campaign"),
             points_cache: CacheStats::new("points"),
+            sold_out: None,
         }
+    }
+
+    /// Refuses claims of sold-out campaigns in-process, a flag trusted for `ttl`, and
+    /// (with `signals`) tells the other api instances (see [`crate::sold_out`]). Worth
+    /// it when a store call is a network round trip.
+    pub fn with_sold_out_flags(
+        mut self,
+        signals: Option<RedisSignals>,
+        ttl: std::time::Duration,
+    ) -> Self {
+        self.sold_out = Some(Arc::new(SoldOut::new(
+            self.store.clone(),
+            signals,
+            ttl,
+            SOLD_OUT_MAX_HOLDERS,
+        )));
+        self
     }
 
     /// Serves the public reads' live counters from this process's cache for `ttl`.
@@ -284,6 +310,22 @@ impl Engine {
             (_, Some(0)) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
             (_, Some(q)) => q,
         };
+        // Refusals that need no store call. An ended campaign: the row's end is never
+        // earlier than the store's (a close only moves it earlier), so the store would
+        // say the same. A sold-out one, for a user who holds nothing there and asks for
+        // no more than the limit (else the store would refuse over the limit first).
+        let now = now_ms();
+        if now >= c.ends_at_ms {
+            return Ok(ClaimOutcome::Ended);
+        }
+        if quantity <= c.per_user_limit
+            && self
+                .sold_out
+                .as_ref()
+                .is_some_and(|s| s.refuses(campaign_id, user_id, now))
+        {
+            return Ok(ClaimOutcome::SoldOut);
+        }
         if self.backlog.as_ref().is_some_and(|b| b.shedding()) {
             return Err(EngineError::Shedding);
         }
@@ -303,9 +345,15 @@ impl Engine {
             }
             return Err(EngineError::StateMissing(campaign_id));
         }
-        if matches!(outcome, ClaimOutcome::Accepted(_)) {
+        match &outcome {
             // This process's readers see its own sales at once; others within the TTL.
-            self.live.invalidate(campaign_id);
+            ClaimOutcome::Accepted(_) => self.live.invalidate(campaign_id),
+            ClaimOutcome::SoldOut => {
+                if let Some(s) = &self.sold_out {
+                    s.observed(campaign_id);
+                }
+            }
+            _ => {}
         }
         Ok(outcome)
     }
@@ -451,6 +499,9 @@ impl Engine {
         let state = rebuild::live_state(c, &claims);
         self.store.load(&state).await?;
         self.live.invalidate(id);
+        if let Some(s) = &self.sold_out {
+            s.restocked(id).await;
+        }
         Ok((claims.len() as u64, state.counters.remaining))
     }
 
@@ -534,5 +585,17 @@ impl Engine {
                 .await?;
         }
         Ok((month, days))
+    }
+}
+
+impl SignalSink for Engine {
+    /// What this process does when another instance signals (see [`crate::signals`]).
+    fn on_signal(&self, signal: Signal) {
+        if let Signal::Restocked(id) = signal {
+            self.live.invalidate(id);
+        }
+        if let Some(s) = &self.sold_out {
+            s.heard(signal);
+        }
     }
 }

@@ -75,6 +75,7 @@ impl Deps {
             signin_bonus_cap: 50,
             reclaim_idle_ms: 2_000,
             cache_ttl_ms: 500,
+            sold_out_ttl_ms: 1_000,
             redis_wait_replicas: 0,
             breaker_failures: 5,
             breaker_cool_down_ms: 1_000,

@@ -66,6 +66,14 @@ impl Store for BreakerStore {
             .await
     }
 
+    async fn holder_count(&self, campaign_id: u64) -> Result<u64> {
+        self.guard(self.inner.holder_count(campaign_id)).await
+    }
+
+    async fn holders(&self, campaign_id: u64) -> Result<Vec<String>> {
+        self.guard(self.inner.holders(campaign_id)).await
+    }
+
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
         self.guard(self.inner.close(campaign_id, ends_at_ms)).await
     }

@@ -184,6 +184,19 @@ impl Store for MemoryStore {
             .and_then(|l| l.lock().users.get(user_id).cloned()))
     }
 
+    async fn holder_count(&self, campaign_id: u64) -> Result<u64> {
+        Ok(self
+            .get(campaign_id)
+            .map_or(0, |l| l.lock().users.len() as u64))
+    }
+
+    async fn holders(&self, campaign_id: u64) -> Result<Vec<String>> {
+        Ok(self
+            .get(campaign_id)
+            .map(|l| l.lock().users.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
         if let Some(l) = self.get(campaign_id) {
             let mut l = l.lock();

@@ -84,6 +84,13 @@ pub trait Store: Send + Sync + 'static {
     /// The user's record in the campaign, if they have claimed.
     async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>>;
 
+    /// How many users hold a claim in the campaign.
+    async fn holder_count(&self, campaign_id: u64) -> Result<u64>;
+
+    /// The users who hold a claim in the campaign (for the sold-out flag, see
+    /// [`crate::sold_out`]).
+    async fn holders(&self, campaign_id: u64) -> Result<Vec<String>>;
+
     /// Moves the campaign's end to `ends_at_ms` (closing it); later claims get `Ended`.
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()>;
 

@@ -297,6 +297,16 @@ impl Store for RedisStore {
             .transpose()
     }
 
+    async fn holder_count(&self, campaign_id: u64) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hlen(keys::users(campaign_id)).await?)
+    }
+
+    async fn holders(&self, campaign_id: u64) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hkeys(keys::users(campaign_id)).await?)
+    }
+
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: i64 = self

@@ -19,6 +19,7 @@ const OPS: &[&str] = &[
     "claim",
     "counters",
     "user_record",
+    "holders",
     "load",
     "close",
     "signin_mark",
@@ -69,6 +70,16 @@ impl Store for TimedStore {
     async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>> {
         let _t = self.timings.start("user_record");
         self.inner.user_record(campaign_id, user_id).await
+    }
+
+    async fn holder_count(&self, campaign_id: u64) -> Result<u64> {
+        let _t = self.timings.start("holders");
+        self.inner.holder_count(campaign_id).await
+    }
+
+    async fn holders(&self, campaign_id: u64) -> Result<Vec<String>> {
+        let _t = self.timings.start("holders");
+        self.inner.holders(campaign_id).await
     }
 
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {

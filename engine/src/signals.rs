@@ -1,0 +1,128 @@
+//! Signals between api instances over Redis pub/sub (channel [`CHANNEL`]): a campaign
+//! sold out, or got stock back. Fire-and-forget: an instance that misses one (its
+//! subscription was reconnecting) learns the same from the store within the sold-out
+//! flag's TTL (see [`crate::sold_out`]).
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use crate::error::Result;
+
+/// The pub/sub channel every api instance subscribes to.
+pub const CHANNEL: &str = "stampede:signals";
+/// How often a quiet listener checks that its sink still exists.
+const SINK_CHECK: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The campaign has no stock left.
+    SoldOut(u64),
+    /// The campaign got stock back (a rebuild): its claims must reach the store again.
+    Restocked(u64),
+}
+
+impl Signal {
+    pub fn encode(&self) -> String {
+        match self {
+            Signal::SoldOut(id) => format!("sold_out:{id}"),
+            Signal::Restocked(id) => format!("restocked:{id}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Signal> {
+        let (kind, id) = s.split_once(':')?;
+        let id = id.parse().ok()?;
+        match kind {
+            "sold_out" => Some(Signal::SoldOut(id)),
+            "restocked" => Some(Signal::Restocked(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Whoever acts on the signals (the engine).
+pub trait SignalSink: Send + Sync {
+    fn on_signal(&self, signal: Signal);
+}
+
+/// Publishes signals on the store's connection; listens on a connection of its own
+/// (a subscribed connection can do nothing else).
+#[derive(Clone)]
+pub struct RedisSignals {
+    url: String,
+    conn: ConnectionManager,
+}
+
+impl RedisSignals {
+    pub fn new(url: &str, conn: ConnectionManager) -> Self {
+        RedisSignals {
+            url: url.to_string(),
+            conn,
+        }
+    }
+
+    pub async fn publish(&self, signal: Signal) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.publish(CHANNEL, signal.encode()).await?;
+        Ok(())
+    }
+
+    /// Hands every signal published to `sink`, from a task that subscribes again (after
+    /// a second) whenever its connection fails. It ends once the sink is gone.
+    pub fn listen(&self, sink: Weak<dyn SignalSink>) -> tokio::task::JoinHandle<()> {
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            while sink.strong_count() > 0 {
+                match subscribe(&url).await {
+                    Ok(mut messages) => loop {
+                        let next = tokio::time::timeout(SINK_CHECK, messages.next()).await;
+                        let Some(sink) = sink.upgrade() else { return };
+                        match next {
+                            Ok(Some(msg)) => {
+                                let payload: String = msg.get_payload().unwrap_or_default();
+                                match Signal::decode(&payload) {
+                                    Some(s) => sink.on_signal(s),
+                                    None => tracing::warn!(payload, "unknown campaign signal"),
+                                }
+                            }
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "campaign signal subscription lost; subscribing again"
+                                );
+                                break;
+                            }
+                            Err(_) => {} // quiet: check the sink is still there, go on
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to campaign signals"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}
+
+async fn subscribe(url: &str) -> Result<redis::aio::PubSubStream> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    Ok(pubsub.into_on_message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_round_trip() {
+        for s in [Signal::SoldOut(17), Signal::Restocked(1 << 52)] {
+            assert_eq!(Signal::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(Signal::decode("sold_out:x"), None);
+        assert_eq!(Signal::decode("other:1"), None);
+    }
+}
