@@ -53,7 +53,7 @@ impl Delivery {
     pub fn event(&self) -> ClaimEvent {
         ClaimEvent {
             claim: self.claim.clone(),
-            request_id: self.request_id.clone(),
+            request_id: self.request_id,
         }
     }
 }
