@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use stampede_engine::auth::Auth;
 use stampede_engine::circuit_breaker::CircuitBreaker;
+use stampede_engine::claim_lists::ClaimLists;
 use stampede_engine::clock::{Clock, SystemClock};
 use stampede_engine::db::Database;
 use stampede_engine::queue::memory::MemoryQueue;
@@ -89,6 +90,7 @@ pub async fn build_engine_with_clock(
                 // Queueing plus one store call: within the failure model's 1 s at the default.
                 config.redis_timeout() * 2,
             )
+            .with_claim_lists(ClaimLists::new(conn.clone()))
             .with_sold_out_flags(
                 Some(RedisSignals::new(url, conn)),
                 Duration::from_millis(config.sold_out_ttl_ms),
@@ -251,6 +253,7 @@ pub async fn start_with_clock(
             reclaim_every: Duration::from_millis(config.reclaim_idle_ms.clamp(100, 5_000)),
             drain_on_shutdown: config.redis_url.is_none(),
             poison_attempts: config.poison_attempts,
+            claim_lists: engine.claim_lists.clone(),
             ..WorkerConfig::default()
         };
         let (queue, db, stop) = (engine.queue.clone(), engine.db.clone(), worker_stop.clone());

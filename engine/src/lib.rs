@@ -23,6 +23,7 @@ pub mod backlog;
 pub mod campaign;
 pub mod circuit_breaker;
 pub mod claim;
+pub mod claim_lists;
 pub mod clock;
 pub mod coalescer;
 pub mod db;

@@ -11,6 +11,7 @@ use rand::RngCore;
 use crate::backlog::BacklogGuard;
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
 use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
+use crate::claim_lists::{ClaimLists, FIRST_PAGE};
 use crate::clock::now_ms;
 use crate::coalescer::Coalescer;
 use crate::db::Database;
@@ -96,6 +97,8 @@ pub struct Engine {
     /// When set, claims of a sold-out campaign are refused in-process (see
     /// [`crate::sold_out`]).
     sold_out: Option<Arc<SoldOut>>,
+    /// When set, users' first pages of claims are cached (see [`crate::claim_lists`]).
+    pub claim_lists: Option<ClaimLists>,
 }
 
 impl Engine {
@@ -114,7 +117,47 @@ impl Engine {
             campaign_cache: CacheStats::new("campaign"),
             points_cache: CacheStats::new("points"),
             sold_out: None,
+            claim_lists: None,
         }
+    }
+
+    /// Caches each user's first page of claims in `lists`, refreshed by the workers.
+    pub fn with_claim_lists(mut self, lists: ClaimLists) -> Self {
+        self.claim_lists = Some(lists);
+        self
+    }
+
+    /// The user's persisted claims, newest first, `limit` of them from after `before`
+    /// (`(accepted ms, claim id)` of the last one seen). The first page comes from the
+    /// cache when there is one; a store that does not answer leaves it to the database.
+    pub async fn user_claims(
+        &self,
+        user_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Claim>> {
+        let first_page = before.is_none() && limit as usize <= FIRST_PAGE;
+        if let (true, Some(lists)) = (first_page, &self.claim_lists) {
+            match lists.first_page(user_id).await {
+                Ok(Some(mut page)) => {
+                    page.truncate(limit as usize);
+                    return Ok(page);
+                }
+                Ok(None) => {
+                    let mut page = self
+                        .db
+                        .user_claims(user_id, None, FIRST_PAGE as i64)
+                        .await?;
+                    if let Err(e) = lists.fill(user_id, &page).await {
+                        tracing::debug!(error = %e, "could not cache a claim page");
+                    }
+                    page.truncate(limit as usize);
+                    return Ok(page);
+                }
+                Err(e) => tracing::debug!(error = %e, "claim page cache unavailable"),
+            }
+        }
+        self.db.user_claims(user_id, before, limit).await
     }
 
     /// Refuses claims of sold-out campaigns in-process, a flag trusted for `ttl`, and

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use stampede_engine::claim::Claim;
+use stampede_engine::claim_lists::ClaimLists;
 use stampede_engine::clock::now_ms;
 use stampede_engine::db::Database;
 use stampede_engine::queue::{Delivery, Queue};
@@ -44,6 +45,9 @@ pub struct WorkerConfig {
     pub drain_on_shutdown: bool,
     /// Tries to write a claim the database refuses for its data before it is set aside.
     pub poison_attempts: u32,
+    /// When set, each committed claim is added to its user's cached first page of
+    /// claims (see `stampede_engine::claim_lists`).
+    pub claim_lists: Option<ClaimLists>,
     /// Consumer names are `{name}-{i}`; unique per process (host and pid by default).
     pub name: String,
 }
@@ -58,6 +62,7 @@ impl Default for WorkerConfig {
             reclaim_every: Duration::from_secs(5),
             drain_on_shutdown: false,
             poison_attempts: 5,
+            claim_lists: None,
             name: default_name(),
         }
     }
@@ -182,6 +187,13 @@ async fn consume(
                 Err(e) => {
                     tracing::warn!(error = %e, consumer = name, "could not set a poison event aside")
                 }
+            }
+        }
+        if let Some(lists) = &config.claim_lists {
+            let claims: Vec<Claim> = written.iter().map(|d| d.claim.clone()).collect();
+            if let Err(e) = lists.push(&claims).await {
+                // The pages expire on their own; a stale one is refilled when it does.
+                tracing::warn!(error = %e, consumer = name, "could not refresh cached claim pages");
             }
         }
         if let Err(e) = consumer.ack(&written).await {

@@ -151,12 +151,7 @@ pub async fn mine(
                 .ok_or_else(|| ApiError::Invalid("before is not a valid cursor.".into()))?,
         ),
     };
-    let claims = state
-        .engine
-        .db
-        .user_claims(&user, before, limit)
-        .await
-        .map_err(ApiError::from)?;
+    let claims = state.engine.user_claims(&user, before, limit).await?;
     let next = (claims.len() as i64 == limit)
         .then(|| {
             claims

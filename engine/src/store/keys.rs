@@ -55,6 +55,12 @@ pub fn signin_month(user_id: &str, month: &str) -> String {
     format!("{{u:{user_id}}}:signin:{month}")
 }
 
+/// Sorted set: the first page of the user's persisted claims, newest first (see
+/// `crate::claim_lists`).
+pub fn user_claims(user_id: &str) -> String {
+    format!("{{u:{user_id}}}:claims")
+}
+
 /// Set: the keys of every campaign's claim stream, for the workers to read.
 pub const STREAMS: &str = "stampede:streams";
 

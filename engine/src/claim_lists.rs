@@ -1,0 +1,149 @@
+//! The first page of each user's claims (`GET /v1/me/claims`, 40 newest), cached in
+//! Redis so the page a user reloads costs no database query.
+//!
+//! - A read that finds no page reads it from the database and fills the cache
+//!   (`lua/claim_list_fill.lua`), kept for [`PAGE_TTL_SECS`].
+//! - The worker refreshes it: after a batch commits, each user's new claims are added to
+//!   their page if one is cached (`lua/claim_list_push.lua`), keeping the newest 40.
+//! - Later pages (`before=`) and pages larger than 40 come from the database.
+//!
+//! A sorted set per user: score = accepted ms, member = `claim id|claim event`, so ties
+//! order by claim id as the database's `ORDER BY accepted_at_ms DESC, claim_id DESC`
+//! does (bytewise). The member `~` with score +inf marks a page as complete.
+//!
+//! Limits: a claim that persists between a read's database query and its fill is missing
+//! from that page until the page expires or the user's next claim persists; Redis
+//! unreachable means the database answers.
+
+use std::collections::BTreeMap;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use crate::claim::{Claim, ClaimEvent};
+use crate::error::Result;
+use crate::store::keys;
+
+/// Claims the cached page holds: the contract's default page size.
+pub const FIRST_PAGE: usize = 40;
+/// How long a cached page lives without being read again.
+pub const PAGE_TTL_SECS: u64 = 3_600;
+const MARKER: &str = "~";
+
+pub const FILL_LUA: &str = include_str!("../../lua/claim_list_fill.lua");
+pub const PUSH_LUA: &str = include_str!("../../lua/claim_list_push.lua");
+
+#[derive(Clone)]
+pub struct ClaimLists {
+    conn: ConnectionManager,
+    fill: Script,
+    push: Script,
+}
+
+impl std::fmt::Debug for ClaimLists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClaimLists")
+    }
+}
+
+fn member(c: &Claim) -> String {
+    let event = ClaimEvent {
+        claim: c.clone(),
+        request_id: None,
+    };
+    format!("{}|{}", c.id, event.encode())
+}
+
+fn parse_member(m: &str) -> Option<Claim> {
+    let (_, event) = m.split_once('|')?;
+    ClaimEvent::decode(event).map(|e| e.claim)
+}
+
+impl ClaimLists {
+    pub fn new(conn: ConnectionManager) -> Self {
+        ClaimLists {
+            conn,
+            fill: Script::new(FILL_LUA),
+            push: Script::new(PUSH_LUA),
+        }
+    }
+
+    /// The user's cached first page, newest first; `None` when none is cached.
+    pub async fn first_page(&self, user_id: &str) -> Result<Option<Vec<Claim>>> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = conn
+            .zrevrange(keys::user_claims(user_id), 0, FIRST_PAGE as isize)
+            .await?;
+        if members.first().map(String::as_str) != Some(MARKER) {
+            return Ok(None);
+        }
+        Ok(Some(
+            members[1..]
+                .iter()
+                .filter_map(|m| parse_member(m))
+                .collect(),
+        ))
+    }
+
+    /// Caches `page` (the database's first page) as the user's first page.
+    pub async fn fill(&self, user_id: &str, page: &[Claim]) -> Result<()> {
+        let mut inv = self.fill.key(keys::user_claims(user_id));
+        inv.arg(PAGE_TTL_SECS);
+        for c in page.iter().take(FIRST_PAGE) {
+            inv.arg(c.accepted_at_ms).arg(member(c));
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Adds persisted claims to their users' cached pages (the worker, after a commit).
+    pub async fn push(&self, claims: &[Claim]) -> Result<()> {
+        let mut by_user: BTreeMap<&str, Vec<&Claim>> = BTreeMap::new();
+        for c in claims {
+            by_user.entry(&c.user_id).or_default().push(c);
+        }
+        let mut pipe = redis::pipe();
+        // EVALSHA in a pipeline is not retried on NOSCRIPT: load the script first.
+        pipe.load_script(&self.push).ignore();
+        for (user, claims) in &by_user {
+            let mut inv = self.push.key(keys::user_claims(user));
+            inv.arg(FIRST_PAGE);
+            for c in claims {
+                inv.arg(c.accepted_at_ms).arg(member(c));
+            }
+            pipe.invoke_script(&inv).ignore();
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_round_trip_and_sort_by_claim_id() {
+        let c = Claim {
+            id: "c7-0000000012".into(),
+            campaign_id: 7,
+            user_id: "u.1".into(),
+            quantity: 2,
+            amount_cents: 0,
+            packet_idx: -1,
+            accepted_at_ms: 1_800_000_000_000,
+        };
+        assert_eq!(parse_member(&member(&c)), Some(c.clone()));
+        let later = Claim {
+            id: "c7-0000000013".into(),
+            ..c.clone()
+        };
+        assert!(member(&later) > member(&c));
+        assert!(
+            MARKER > member(&later).as_str(),
+            "the marker is never a claim"
+        );
+    }
+}
