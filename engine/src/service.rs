@@ -2,10 +2,8 @@
 //! and a database. It holds no request state; many api instances can share one store
 //! and one database.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use rand::RngCore;
 
 use crate::backlog::BacklogGuard;
@@ -50,6 +48,8 @@ const REBUILD_PAGE: i64 = 10_000;
 /// How long a campaign's live counters are served from this process's cache by
 /// default (the contract: reads lag the truth by at most the hot-cache TTL, <= 1 s).
 pub const LIVE_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Campaign rows this process keeps at most.
+const CAMPAIGN_ROWS: usize = 100_000;
 /// Campaigns whose counters this process keeps at most.
 const LIVE_CACHE_CAMPAIGNS: usize = 100_000;
 
@@ -79,8 +79,9 @@ pub struct Engine {
     pub db: Database,
     /// Campaign rows by id. A campaign's row never changes after creation except its
     /// end (close), and the store enforces the live end, so a cached row is safe to
-    /// use for the claim path; `close` refreshes this instance's copy.
-    campaigns: RwLock<HashMap<u64, Arc<Campaign>>>,
+    /// use for the claim path; `close` refreshes this instance's copy. Bounded
+    /// (quick_cache: sharded, CLOCK-Pro eviction) to [`CAMPAIGN_ROWS`].
+    campaigns: quick_cache::sync::Cache<u64, Arc<Campaign>>,
     /// When set, claims go through it (batched per campaign) instead of one store call
     /// each: worth it when a store call is a network round trip.
     coalescer: Option<Coalescer>,
@@ -108,7 +109,7 @@ impl Engine {
             store: Arc::new(TimedStore::new(store)),
             queue,
             db,
-            campaigns: RwLock::new(HashMap::new()),
+            campaigns: quick_cache::sync::Cache::new(CAMPAIGN_ROWS),
             coalescer: None,
             backlog: None,
             signin: SigninConfig::default(),
@@ -228,14 +229,14 @@ impl Engine {
         let campaign = Arc::new(self.db.insert_campaign(&valid, seed, now).await?);
         let state = rebuild::live_state(&campaign, &[]);
         self.store.load(&state).await?;
-        self.campaigns.write().insert(campaign.id, campaign.clone());
+        self.campaigns.insert(campaign.id, campaign.clone());
         self.live.invalidate(campaign.id);
         Ok((campaign, state.counters))
     }
 
     /// The campaign's row, from this instance's cache or the database.
     pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
-        let cached = self.campaigns.read().get(&id).cloned();
+        let cached = self.campaigns.get(&id);
         self.campaign_cache.record(cached.is_some());
         if let Some(c) = cached {
             return Ok(c);
@@ -245,7 +246,7 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Timeout("reading the campaign row"))??;
         let c = Arc::new(row.ok_or(EngineError::NotFound)?);
-        self.campaigns.write().insert(id, c.clone());
+        self.campaigns.insert(id, c.clone());
         Ok(c)
     }
 
@@ -309,10 +310,9 @@ impl Engine {
         let rows = self.db.campaigns(ends_after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for c in rows {
-            self.campaigns
-                .write()
-                .entry(c.id)
-                .or_insert_with(|| Arc::new(c.clone()));
+            if self.campaigns.get(&c.id).is_none() {
+                self.campaigns.insert(c.id, Arc::new(c.clone()));
+            }
             match self.campaign_live_cached(c.id).await {
                 Ok(live) => out.push(live),
                 Err(EngineError::StateMissing(_)) => {}
@@ -328,7 +328,7 @@ impl Engine {
         let now = now_ms();
         self.db.close_campaign(id, now).await?;
         self.store.close(id, now).await?;
-        self.campaigns.write().remove(&id);
+        self.campaigns.remove(&id);
         self.live.invalidate(id);
         self.campaign_live(id).await
     }
@@ -505,7 +505,7 @@ impl Engine {
     /// instance is kept.
     pub async fn rebuild(&self, id: u64) -> Result<(u64, u64)> {
         let c = Arc::new(self.db.campaign(id).await?.ok_or(EngineError::NotFound)?);
-        self.campaigns.write().insert(id, c.clone());
+        self.campaigns.insert(id, c.clone());
         if !self.store.lock_rebuild(id, REBUILD_LOCK_TTL).await? {
             return Err(EngineError::RebuildRefused(format!(
                 "A rebuild of campaign {id} is already running."
