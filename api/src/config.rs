@@ -21,6 +21,10 @@ pub enum LogFormat {
 
 #[derive(Clone, Args)]
 pub struct Config {
+    /// `development` or `production`. Production refuses to start with the development
+    /// JWT secret or admin token.
+    #[arg(long = "env", env = "STAMPEDE_ENV", default_value = "development")]
+    pub environment: String,
     /// HTTP address to listen on.
     #[arg(long, env = "STAMPEDE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -146,6 +150,23 @@ impl Config {
 
     /// Problems that make the configuration unusable.
     pub fn validate(&self) -> Result<(), String> {
+        match self.environment.as_str() {
+            "development" => {}
+            "production" => {
+                let dev = |v: &Option<String>, dev: &str| v.as_deref().is_none_or(|s| s == dev);
+                if dev(&self.jwt_secret, DEV_JWT_SECRET) || dev(&self.admin_token, DEV_ADMIN_TOKEN)
+                {
+                    return Err("STAMPEDE_ENV=production refuses the development secrets: \
+                        set STAMPEDE_JWT_SECRET and STAMPEDE_ADMIN_TOKEN"
+                        .into());
+                }
+            }
+            other => {
+                return Err(format!(
+                    "STAMPEDE_ENV must be development or production, not {other:?}"
+                ))
+            }
+        }
         if self.redis_timeout_ms == 0 || self.redis_timeout_ms > 10_000 {
             return Err("STAMPEDE_REDIS_TIMEOUT_MS must be between 1 and 10000".into());
         }
@@ -191,5 +212,82 @@ impl Config {
             return Err("STAMPEDE_ADMIN_TOKEN must be at least 16 bytes".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        let mut argv = vec!["stampede"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("parses").config
+    }
+
+    #[test]
+    fn production_refuses_the_development_secrets() {
+        let jwt = "a-real-secret-0123456789";
+        let admin = "a-real-admin-token-0123456789";
+        assert!(
+            parse(&[]).validate().is_ok(),
+            "development allows them (with a warning)"
+        );
+        for args in [
+            vec!["--env", "production"],
+            vec!["--env", "production", "--jwt-secret", jwt],
+            vec!["--env", "production", "--admin-token", admin],
+            vec![
+                "--env",
+                "production",
+                "--jwt-secret",
+                DEV_JWT_SECRET,
+                "--admin-token",
+                admin,
+            ],
+            vec![
+                "--env",
+                "production",
+                "--jwt-secret",
+                jwt,
+                "--admin-token",
+                DEV_ADMIN_TOKEN,
+            ],
+        ] {
+            let err = parse(&args).validate().expect_err("refused");
+            assert!(err.contains("development secrets"), "{err}");
+        }
+        let ok = parse(&[
+            "--env",
+            "production",
+            "--jwt-secret",
+            jwt,
+            "--admin-token",
+            admin,
+        ]);
+        assert!(ok.validate().is_ok());
+        assert!(parse(&["--env", "staging"]).validate().is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = parse(&[
+            "--jwt-secret",
+            "a-real-secret-0123456789",
+            "--admin-token",
+            "a-real-admin-token-0123456789",
+        ]);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("a-real-secret") && !shown.contains("a-real-admin"),
+            "{shown}"
+        );
     }
 }

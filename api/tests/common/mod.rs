@@ -81,6 +81,7 @@ impl Deps {
             breaker_cool_down_ms: 1_000,
             poison_attempts: 3,
             log_format: LogFormat::Text,
+            environment: "development".into(),
         }
     }
 }
