@@ -41,6 +41,7 @@ async fn claim(
         .arg(app.campaign)
         .arg(user)
         .arg(1)
+        .arg("") // no request id
         .invoke_async(&mut conn)
         .await;
     match reply {
