@@ -67,6 +67,10 @@ pub struct Config {
     /// default) is off, because many users may share an address.
     #[arg(long, env = "STAMPEDE_IP_RATE", default_value_t = 0)]
     pub ip_rate: u32,
+    /// Addresses and networks of the reverse proxies in front of the api (comma
+    /// separated); `X-Forwarded-For` is believed only from them. Empty: never.
+    #[arg(long, env = "STAMPEDE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Accepted claims that may wait unpersisted before new claims get 503 (load shedding).
     #[arg(long, env = "STAMPEDE_BACKLOG_CAP", default_value_t = 1_000_000)]
     pub backlog_cap: u64,
@@ -150,6 +154,7 @@ impl Config {
 
     /// Problems that make the configuration unusable.
     pub fn validate(&self) -> Result<(), String> {
+        crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)?;
         match self.environment.as_str() {
             "development" => {}
             "production" => {

@@ -54,20 +54,27 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The peer address of the connection, when the server was started with connection
-/// info (it always is outside unit tests). `X-Forwarded-For` is not trusted.
+/// The client's address: the connection's peer (present whenever the server runs with
+/// connection info, as it always does outside unit tests), or behind a trusted proxy
+/// the address `X-Forwarded-For` names (see [`crate::client_ip`]).
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(ClientIp(peer.map(|p| state.proxies.client(p, forwarded))))
     }
 }
 

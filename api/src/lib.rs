@@ -8,6 +8,7 @@
 //! - [`dashboard`]: the operators' live page's data ([`live_stats`]: per-campaign claim
 //!   figures; [`dashboard_session`]: its login cookie); `routes/dashboard.rs` serves it.
 
+pub mod client_ip;
 pub mod config;
 pub mod dashboard;
 pub mod dashboard_session;

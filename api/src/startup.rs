@@ -27,6 +27,7 @@ use stampede_worker::WorkerConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_ip::TrustedProxies;
 use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
 use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
@@ -221,6 +222,9 @@ pub async fn start_with_clock(
             auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
             metrics: telemetry::metrics_handle(),
             limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
+            proxies: Arc::new(
+                TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
+            ),
             dashboard: Arc::new(Dashboard::new(config.admin_token(), shutdown.child_token())),
         };
         state.limits.spawn_housekeeping();

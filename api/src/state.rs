@@ -13,5 +13,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: PrometheusHandle,
     pub limits: Arc<crate::rate_limit::RateLimits>,
+    pub proxies: Arc<crate::client_ip::TrustedProxies>,
     pub dashboard: Arc<crate::dashboard::Dashboard>,
 }

@@ -51,3 +51,47 @@ async fn a_user_over_the_rate_gets_429_and_others_are_unaffected() {
     assert_eq!(app.signin("bystander").await.0, 201);
     app.stop().await;
 }
+
+/// Sign-ins from many users behind one address, `X-Forwarded-For` set as a proxy would:
+/// how many the per-address limit refused.
+async fn limited_behind(app: &TestApp, forwarded_for: &str, users: &str) -> usize {
+    let replies = join_all((0..40).map(|n| {
+        app.http
+            .post(app.url("/v1/signin"))
+            .bearer_auth(app.token(&format!("{users}{n}")))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+    }))
+    .await;
+    replies
+        .into_iter()
+        .filter(|r| r.as_ref().expect("reply").status() == 429)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_counts_only_from_trusted_proxies() {
+    let deps = Deps::new(Backend::Embedded).await;
+    let mut config = deps.config();
+    config.ip_rate = 5;
+
+    // Untrusted: every request is the peer's, 127.0.0.1, whatever the header says.
+    let mut app = TestApp::start(&config).await;
+    assert!(limited_behind(&app, "203.0.113.1", "a").await >= 20);
+    assert!(
+        limited_behind(&app, "203.0.113.2", "b").await >= 35,
+        "a forged header buys no fresh budget"
+    );
+    app.stop().await;
+
+    // Behind a trusted proxy, each forwarded address has its own budget.
+    config.trusted_proxies = "127.0.0.1".into();
+    let mut app = TestApp::start(&config).await;
+    assert!(limited_behind(&app, "203.0.113.1", "c").await >= 20);
+    let limited = limited_behind(&app, "203.0.113.2", "d").await;
+    assert!(
+        (20..=30).contains(&limited),
+        "another address has its own burst of 10 (refused: {limited})"
+    );
+    app.stop().await;
+}

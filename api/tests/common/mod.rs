@@ -82,6 +82,7 @@ impl Deps {
             poison_attempts: 3,
             log_format: LogFormat::Text,
             environment: "development".into(),
+            trusted_proxies: String::new(),
         }
     }
 }
