@@ -11,16 +11,9 @@ use serde_json::Value;
 
 /// Database reads of users' claim lists so far, from `/metrics`.
 async fn list_queries(app: &TestApp) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    app.metrics()
         .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .find(|l| {
             l.starts_with("stampede_db_duration_seconds_count") && l.contains(r#"op="user_claims""#)
         })

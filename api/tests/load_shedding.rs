@@ -48,15 +48,7 @@ async fn claims_are_shed_while_the_backlog_is_over_its_cap() {
     }
 
     // The metrics say why.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("stampede_load_shedding 1"), "{metrics}");
     assert!(
         metrics

@@ -27,17 +27,7 @@ async fn metrics_move_with_claims_and_sign_ins() {
     // One request a second per user, a burst of two: the last test below trips it.
     config.user_rate = 1;
     let mut app = TestApp::start(&config).await;
-    let scrape = || async {
-        app.http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("text")
-    };
-    let before = scrape().await;
+    let before = app.metrics().await;
     let accepted = r#"stampede_claims_total{outcome="accepted"}"#;
     let sold_out = r#"stampede_claims_total{outcome="sold_out"}"#;
     let id = app.flash(2, 1).await;
@@ -51,7 +41,7 @@ async fn metrics_move_with_claims_and_sign_ins() {
     app.user_get("e", "/v1/me/points").await;
     app.user_get("e", "/v1/me/points").await;
     app.wait_drained(id).await;
-    let after = scrape().await;
+    let after = app.metrics().await;
     assert_eq!(moved(&before, &after, accepted), 2.0, "{after}");
     assert_eq!(moved(&before, &after, sold_out), 1.0);
     assert!(moved(&before, &after, "stampede_worker_persisted_total") >= 2.0);
@@ -136,7 +126,7 @@ async fn metrics_move_with_claims_and_sign_ins() {
     }
     assert!(refused >= 2, "{refused} refused");
     stampede_api::telemetry::risk_refusal("blocklist", "block");
-    let last = scrape().await;
+    let last = app.metrics().await;
     assert_eq!(moved(&after, &last, rate_limited), refused as f64, "{last}");
     assert_eq!(
         moved(

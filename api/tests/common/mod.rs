@@ -226,6 +226,18 @@ impl TestApp {
         }
     }
 
+    /// A scrape of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Every persisted claim of the campaign, through the admin export.
     pub async fn export(&self, campaign: u64) -> Vec<Value> {
         let mut all = Vec::new();
