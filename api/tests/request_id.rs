@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,12 +40,7 @@ async fn a_claims_request_id_reaches_the_workers_json_log() {
     let deps = Deps::new(Backend::Embedded).await;
     let config = deps.config();
     let port = stampede_engine::testkit::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("serve")
-        .env("STAMPEDE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STAMPEDE_DATABASE_URL", &config.database_url)
-        .env("STAMPEDE_JWT_SECRET", JWT_SECRET)
-        .env("STAMPEDE_ADMIN_TOKEN", ADMIN_TOKEN)
+    let mut child = common::serve_command(&config, port)
         .env("STAMPEDE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,sqlx=warn,stampede_worker=debug")
         .stdout(Stdio::piped())

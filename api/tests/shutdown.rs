@@ -17,12 +17,7 @@ async fn sigterm_flushes_accepted_claims_and_exits_zero() {
     let deps = Deps::new(Backend::Embedded).await;
     let config = deps.config();
     let port = stampede_engine::testkit::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("serve")
-        .env("STAMPEDE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STAMPEDE_DATABASE_URL", &config.database_url)
-        .env("STAMPEDE_JWT_SECRET", JWT_SECRET)
-        .env("STAMPEDE_ADMIN_TOKEN", ADMIN_TOKEN)
+    let mut child = common::serve_command(&config, port)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -15,6 +15,18 @@ use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
 use stampede_engine::testkit::{TestPg, TestRedis, TestSqlite};
 
+/// `stampede serve` (the real binary) on `port`, over the test's database, with the
+/// test secrets; the caller adds its own settings and spawns it.
+pub fn serve_command(config: &Config, port: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"));
+    cmd.arg("serve")
+        .env("STAMPEDE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STAMPEDE_DATABASE_URL", &config.database_url)
+        .env("STAMPEDE_JWT_SECRET", JWT_SECRET)
+        .env("STAMPEDE_ADMIN_TOKEN", ADMIN_TOKEN);
+    cmd
+}
+
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
