@@ -13,49 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-64}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q --bin stampede -p stampede-api
+. benches/lib.sh
 
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_port=$(free_port); api_port=$(free_port)
-db="stampede_bench_$$"
-secret="bench-secret-0123456789abcdef"; admin="bench-admin-token-0123456789"
-cleanup() {
-  kill "${api_pid:-}" 2>/dev/null || true
-  redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-  sleep 0.5
-  psql -w -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes >/dev/null
-psql -w -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
-STAMPEDE_LISTEN=127.0.0.1:$api_port STAMPEDE_REDIS_URL=redis://127.0.0.1:$redis_port \
-STAMPEDE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db STAMPEDE_JWT_SECRET=$secret \
-STAMPEDE_ADMIN_TOKEN=$admin STAMPEDE_USER_RATE=0 RUST_LOG=warn \
-  ./target/release/stampede api >"$work/api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 1 100); do curl -sf "127.0.0.1:$api_port/healthz" >/dev/null && break; sleep 0.1; done
-
-python3 - "$secret" >"$work/tokens.txt" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret = sys.argv[1].encode()
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-exp = int(time.time()) + 3600
-for u in ["winner"] + [f"loser{u}" for u in range(4000)]:
-    body = b64(json.dumps({"sub": u, "exp": exp}).encode())
-    sig = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
-    print(f"{head}.{body}.{sig}")
-PY
-campaign=$(curl -sf -XPOST "127.0.0.1:$api_port/v1/campaigns" -H "Authorization: Bearer $admin" \
-  -H 'content-type: application/json' -d '{"kind":"flash_sale","name":"bench","stock":1}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-winner=$(head -n 1 "$work/tokens.txt")
+start_api
+campaign=$(create_campaign '{"kind":"flash_sale","name":"bench","stock":1}')
+winner=$(mint_tokens winner)
 curl -sf -o /dev/null -XPOST "127.0.0.1:$api_port/v1/campaigns/$campaign/claims" -H "Authorization: Bearer $winner"
-sed -i 1d "$work/tokens.txt"
+mint_tokens $(seq -f 'loser%.0f' 0 3999) >"$work/tokens.txt"
 
 cat >"$work/refusals.lua" <<LUA
 tokens = {}
