@@ -111,6 +111,30 @@ pub struct Config {
     /// the campaign's dead letters.
     #[arg(long, env = "STAMPEDE_POISON_ATTEMPTS", default_value_t = 5)]
     pub poison_attempts: u32,
+    /// Seconds a claim ticket stays valid after the campaign's start (or after it was
+    /// handed out, when that is later).
+    #[arg(long, env = "STAMPEDE_TICKET_TTL_SECS", default_value_t = 60)]
+    pub ticket_ttl_secs: u64,
+    /// Risk rule: distinct users claiming from one `X-Device-Id` in a window
+    /// (`off`, `refuse:N` or `flag:N`).
+    #[arg(long, env = "STAMPEDE_RISK_DEVICE_USERS", default_value = "refuse:10")]
+    pub risk_device_users: String,
+    /// Risk rule: distinct users claiming from one address in a window.
+    #[arg(long, env = "STAMPEDE_RISK_IP_USERS", default_value = "flag:200")]
+    pub risk_ip_users: String,
+    /// Risk rule: accounts younger than N seconds (the token's `account_created_at`).
+    #[arg(
+        long,
+        env = "STAMPEDE_RISK_ACCOUNT_AGE_SECS",
+        default_value = "flag:3600"
+    )]
+    pub risk_account_age_secs: String,
+    /// Risk rule: a claim fewer than N milliseconds after its ticket was handed out.
+    #[arg(long, env = "STAMPEDE_RISK_TICKET_MIN_MS", default_value = "flag:150")]
+    pub risk_ticket_min_ms: String,
+    /// The window of the velocity rules, in seconds.
+    #[arg(long, env = "STAMPEDE_RISK_WINDOW_SECS", default_value_t = 60)]
+    pub risk_window_secs: u64,
     /// Log format: `text` or `json` (the filter is `RUST_LOG`).
     #[arg(long, env = "STAMPEDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -152,9 +176,31 @@ impl Config {
         self.admin_token.as_deref().unwrap_or(DEV_ADMIN_TOKEN)
     }
 
+    /// The risk rules' settings; `validate` has checked that they parse.
+    pub fn risk(&self) -> Result<crate::risk::RiskConfig, String> {
+        use crate::risk::Rule;
+        if self.risk_window_secs == 0 || self.risk_window_secs > 86_400 {
+            return Err("STAMPEDE_RISK_WINDOW_SECS must be between 1 and 86400".into());
+        }
+        Ok(crate::risk::RiskConfig {
+            device_users: Rule::parse("STAMPEDE_RISK_DEVICE_USERS", &self.risk_device_users)?,
+            ip_users: Rule::parse("STAMPEDE_RISK_IP_USERS", &self.risk_ip_users)?,
+            account_age_secs: Rule::parse(
+                "STAMPEDE_RISK_ACCOUNT_AGE_SECS",
+                &self.risk_account_age_secs,
+            )?,
+            ticket_min_ms: Rule::parse("STAMPEDE_RISK_TICKET_MIN_MS", &self.risk_ticket_min_ms)?,
+            window_secs: self.risk_window_secs,
+        })
+    }
+
     /// Problems that make the configuration unusable.
     pub fn validate(&self) -> Result<(), String> {
         crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)?;
+        self.risk()?;
+        if self.ticket_ttl_secs == 0 || self.ticket_ttl_secs > 86_400 {
+            return Err("STAMPEDE_TICKET_TTL_SECS must be between 1 and 86400".into());
+        }
         match self.environment.as_str() {
             "development" => {}
             "production" => {
@@ -279,6 +325,31 @@ mod tests {
         ]);
         assert!(ok.validate().is_ok());
         assert!(parse(&["--env", "staging"]).validate().is_err());
+    }
+
+    #[test]
+    fn risk_rules_have_conservative_defaults_and_bad_settings_are_refused() {
+        use crate::risk::{Action, Rule};
+        let risk = parse(&[]).risk().expect("defaults parse");
+        assert_eq!(
+            risk.device_users,
+            Some(Rule {
+                action: Action::Refuse,
+                threshold: 10
+            })
+        );
+        for flagged in [risk.ip_users, risk.account_age_secs, risk.ticket_min_ms] {
+            assert_eq!(flagged.map(|r| r.action), Some(Action::Flag));
+        }
+        for args in [
+            vec!["--risk-device-users", "block:3"],
+            vec!["--risk-ip-users", "refuse:0"],
+            vec!["--risk-window-secs", "0"],
+            vec!["--ticket-ttl-secs", "0"],
+        ] {
+            assert!(parse(&args).validate().is_err(), "{args:?}");
+        }
+        assert!(parse(&["--risk-device-users", "off"]).validate().is_ok());
     }
 
     #[test]

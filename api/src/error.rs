@@ -27,6 +27,9 @@ pub enum ApiError {
     Refused(&'static str, String),
     /// Over the rate limit; retry after this many seconds.
     RateLimited(u64),
+    /// A refusal of valid credentials for who or what the caller is (403): `blocked`,
+    /// `ticket_required`, `risk_rejected`.
+    Denied(&'static str, &'static str),
 }
 
 impl ApiError {
@@ -55,6 +58,7 @@ impl ApiError {
                 "This route does not take that method.".into(),
             ),
             Conflict(code, m) => (StatusCode::CONFLICT, code, (*m).into()),
+            Denied(code, m) => (StatusCode::FORBIDDEN, code, (*m).into()),
             Refused(code, m) => (StatusCode::CONFLICT, code, m.clone()),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -129,4 +133,18 @@ impl From<EngineError> for ApiError {
             }
         }
     }
+}
+
+impl ApiError {
+    /// `403 blocked`: the user or the address is on the blocklist.
+    pub const BLOCKED: ApiError =
+        ApiError::Denied("blocked", "This account or address is blocked.");
+    /// `403 ticket_required`: the campaign needs a valid claim ticket.
+    pub const TICKET_REQUIRED: ApiError = ApiError::Denied(
+        "ticket_required",
+        "This campaign needs a valid claim ticket (X-Claim-Ticket).",
+    );
+    /// `403 risk_rejected`: a risk rule refused the claim.
+    pub const RISK_REJECTED: ApiError =
+        ApiError::Denied("risk_rejected", "The claim was refused by a risk check.");
 }

@@ -3,9 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -13,6 +13,20 @@ use crate::state::AppState;
 
 /// The largest body the api reads (contract: 16 KiB, else 413).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The longest a declared body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// True when the request declares a body over [`MAX_BODY_BYTES`]: it gets 413 before a
+/// byte of it is read (else a client declaring a large body and sending nothing holds
+/// the request open until it gives up).
+pub fn declared_too_large(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+}
 
 fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -27,12 +41,69 @@ impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let VerifiedUser(v) = VerifiedUser::from_request_parts(parts, state).await?;
+        Ok(User(v.user))
+    }
+}
+
+/// A caller with a valid user JWT, with what else the token says (the optional
+/// `account_created_at` the risk rules read).
+pub struct VerifiedUser(pub stampede_engine::auth::Verified);
+
+impl FromRequestParts<AppState> for VerifiedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         state
             .auth
-            .verify_user(token)
-            .map(User)
+            .verify(token)
+            .map(VerifiedUser)
             .map_err(|_| ApiError::Unauthorized)
+    }
+}
+
+/// The claim route's optional headers: `X-Claim-Ticket` (see
+/// `stampede_engine::ticket`) and `X-Device-Id` (for the risk rules: 1 to 128 visible
+/// ASCII characters, else 422).
+pub struct ClaimHeaders {
+    pub ticket: Option<String>,
+    pub device: Option<String>,
+}
+
+/// The longest `X-Device-Id` taken.
+const MAX_DEVICE_ID: usize = 128;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClaimHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().map(|s| s.trim().to_string()))
+        };
+        let ticket = match text("x-claim-ticket") {
+            None => None,
+            // Unreadable bytes are no ticket; the route answers 403 when one is needed.
+            Some(t) => t.ok(),
+        };
+        let device = match text("x-device-id") {
+            None => None,
+            Some(Ok(d))
+                if (1..=MAX_DEVICE_ID).contains(&d.len())
+                    && d.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(d)
+            }
+            Some(_) => {
+                return Err(ApiError::Invalid(format!(
+                    "X-Device-Id must be 1 to {MAX_DEVICE_ID} visible ASCII characters."
+                )))
+            }
+        };
+        Ok(ClaimHeaders { ticket, device })
     }
 }
 
@@ -91,6 +162,31 @@ pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiE
     }
 }
 
+/// A claim id from the query (`after`, the id in a `before` cursor): opaque, at most 64
+/// bytes, and free of control characters (PostgreSQL refuses a NUL in text, which
+/// would turn a bad input into a database error).
+pub fn is_claim_id(raw: &str) -> bool {
+    raw.len() <= 64 && !raw.chars().any(char::is_control)
+}
+
+/// Client text quoted in an error message, kept to one line and `max` characters:
+/// control characters are escaped (`\n`), and anything longer is cut with an ellipsis.
+fn quoted(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A campaign id from the path: a positive integer below 2^53, else the campaign is
 /// simply not found.
 pub fn campaign_id(raw: &str) -> Result<u64, ApiError> {
@@ -139,6 +235,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if declared_too_large(req.headers()) {
+            return Err(ApiError::PayloadTooLarge);
+        }
         let json_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -152,7 +251,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             });
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        // A declared body is read within BODY_READ_TIMEOUT: the claim route runs outside
+        // the per-request timer, and a client that declares a body and sends it slowly
+        // (or never) must not hold its connection and task forever. No body declared,
+        // no timer: the common bodiless claim pays nothing.
+        let declared = req.headers().contains_key(TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        let read = Bytes::from_request(req, state);
+        let read = if declared {
+            tokio::time::timeout(BODY_READ_TIMEOUT, read)
+                .await
+                .map_err(|_| ApiError::Unavailable("The body took too long to arrive."))?
+        } else {
+            read.await
+        };
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
@@ -175,8 +291,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         serde_path_to_error::deserialize(value)
             .map(|v| JsonBody(Some(v)))
             .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
+                // Both may quote the client's own text (an unknown field's name, a
+                // string given for a number), which must not break the message's line.
+                let path = quoted(&e.path().to_string(), 64);
+                let inner = quoted(&e.into_inner().to_string(), 200);
                 ApiError::Invalid(if path == "." {
                     format!("The body is invalid: {inner}.")
                 } else {

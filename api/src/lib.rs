@@ -5,6 +5,9 @@
 //!   [`request_id`]: the id every request gets, carried into the worker's logs.
 //! - [`startup`]: builds the engine from the [`config`] and runs the api, the worker
 //!   or both until shutdown; [`telemetry`]: logs and metrics.
+//! - Against abuse: [`rate_limit`] (per user and address), [`client_ip`] (who the
+//!   caller is behind trusted proxies), [`risk`] (the risk rules); the blocklist and
+//!   claim tickets are the engine's (`stampede_engine::{blocklist, ticket}`).
 //! - [`dashboard`]: the operators' live page's data ([`live_stats`]: per-campaign claim
 //!   figures; [`dashboard_session`]: its login cookie); `routes/dashboard.rs` serves it.
 
@@ -17,6 +20,7 @@ pub mod extract;
 pub mod live_stats;
 pub mod rate_limit;
 pub mod request_id;
+pub mod risk;
 pub mod routes;
 pub mod startup;
 pub mod state;

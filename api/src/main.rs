@@ -32,6 +32,9 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// The optional `account_created_at` claim (unix seconds), for the account-age rule.
+        #[arg(long)]
+        account_created_at: Option<i64>,
         #[command(flatten)]
         config: Config,
     },
@@ -50,11 +53,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(c) => (c, Mode::Serve),
         Command::Api(c) => (c, Mode::Api),
         Command::Worker(c) => (c, Mode::Worker),
-        Command::Token { user, ttl, config } => {
+        Command::Token {
+            user,
+            ttl,
+            account_created_at,
+            config,
+        } => {
             let auth = Auth::new(config.jwt_secret(), config.admin_token());
-            let token = auth.mint(&user, ttl).map_err(|_| {
-                anyhow::anyhow!("--user must be 1-64 characters of A-Z a-z 0-9 _ . -")
-            })?;
+            let token = auth
+                .mint_with_account_age(&user, ttl, account_created_at)
+                .map_err(|_| {
+                    anyhow::anyhow!("--user must be 1-64 characters of A-Z a-z 0-9 _ . -")
+                })?;
             println!("{token}");
             return Ok(());
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use stampede_engine::auth::Auth;
+use stampede_engine::blocklist::Blocklist;
 use stampede_engine::circuit_breaker::CircuitBreaker;
 use stampede_engine::claim_lists::ClaimLists;
 use stampede_engine::clock::{Clock, SystemClock};
@@ -23,6 +24,7 @@ use stampede_engine::signin::{SigninConfig, SigninRules};
 use stampede_engine::store::breaker::BreakerStore;
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
+use stampede_engine::ticket::Tickets;
 use stampede_worker::WorkerConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
 use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
+use crate::risk::RiskRules;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -93,9 +96,10 @@ pub async fn build_engine_with_clock(
             )
             .with_claim_lists(ClaimLists::new(conn.clone()))
             .with_sold_out_flags(
-                Some(RedisSignals::new(url, conn)),
+                Some(RedisSignals::new(url, conn.clone())),
                 Duration::from_millis(config.sold_out_ttl_ms),
             )
+            .with_signals(RedisSignals::new(url, conn))
         }
         None => {
             let queue = Arc::new(MemoryQueue::default());
@@ -152,6 +156,30 @@ async fn warn_if_redis_forgets(store: &RedisStore) {
 }
 
 /// A running engine: its HTTP address (when it serves) and how to stop it.
+/// The api's shared state over `engine`, as `config` says; the dashboard's sampler
+/// stops with `shutdown`.
+pub fn app_state(
+    config: &Config,
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        engine,
+        auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
+        metrics: telemetry::metrics_handle(),
+        limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
+        proxies: Arc::new(
+            TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
+        ),
+        dashboard: Arc::new(Dashboard::new(config.admin_token(), shutdown)),
+        tickets: Arc::new(Tickets::new(
+            config.jwt_secret(),
+            config.ticket_ttl_secs as i64 * 1_000,
+        )),
+        risk: Arc::new(RiskRules::new(config.risk().map_err(anyhow::Error::msg)?)),
+    })
+}
+
 pub struct Running {
     pub addr: Option<SocketAddr>,
     pub engine: Arc<Engine>,
@@ -217,16 +245,8 @@ pub async fn start_with_clock(
                 .with_context(|| format!("binding {}", config.listen))?,
         };
         addr = Some(listener.local_addr()?);
-        let state = AppState {
-            engine: engine.clone(),
-            auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
-            metrics: telemetry::metrics_handle(),
-            limits: Arc::new(RateLimits::new(config.user_rate, config.ip_rate)),
-            proxies: Arc::new(
-                TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
-            ),
-            dashboard: Arc::new(Dashboard::new(config.admin_token(), shutdown.child_token())),
-        };
+        let state = app_state(config, engine.clone(), shutdown.child_token())?;
+        Blocklist::spawn_refresher(&engine.blocklist);
         state.limits.spawn_housekeeping();
         state.dashboard.spawn_sampler(engine.clone());
         let app = crate::app(state);

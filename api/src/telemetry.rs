@@ -56,7 +56,14 @@ pub fn metrics_handle() -> PrometheusHandle {
             for scope in ["user", "ip"] {
                 rate_limited(scope).increment(0);
             }
-            risk_refusal_counter("blocklist", "block").increment(0);
+            for action in ["refuse", "flag"] {
+                for rule in crate::risk::RULES {
+                    risk_refusal_counter(rule, action).increment(0);
+                }
+            }
+            for rule in ["blocklist", "ticket"] {
+                risk_refusal_counter(rule, "refuse").increment(0);
+            }
             // Histograms need periodic upkeep to bound their memory.
             let upkeep = handle.clone();
             std::thread::spawn(move || loop {
@@ -161,7 +168,8 @@ fn describe() {
     );
     describe_counter!(
         "stampede_risk_refusals_total",
-        "Requests refused by a risk rule, by rule and action."
+        "Claims a risk rule fired on, by rule (blocklist, ticket, device_users, ip_users, \
+         account_age, ticket_too_fast) and action (refuse, flag)."
     );
 }
 
@@ -170,11 +178,12 @@ pub fn rate_limited(scope: &'static str) -> metrics::Counter {
     metrics::counter!("stampede_rate_limited_total", "scope" => scope)
 }
 
-fn risk_refusal_counter(rule: &'static str, action: &'static str) -> metrics::Counter {
+/// The `stampede_risk_refusals_total` series of a rule and an action (`refuse`, `flag`).
+pub fn risk_refusal_counter(rule: &'static str, action: &'static str) -> metrics::Counter {
     metrics::counter!("stampede_risk_refusals_total", "rule" => rule, "action" => action)
 }
 
-/// Counts a request refused by the risk rule `rule` with `action` (such as `block`)
+/// Counts a request refused by the risk rule `rule` with `action` (such as `refuse`)
 /// in `stampede_risk_refusals_total`. Refusals are rare, so the series is looked up
 /// on each call.
 pub fn risk_refusal(rule: &'static str, action: &'static str) {

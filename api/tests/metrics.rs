@@ -114,7 +114,7 @@ async fn metrics_move_with_claims_and_sign_ins() {
 
     // Refusals: over the user's rate, and by a risk rule.
     let rate_limited = r#"stampede_rate_limited_total{scope="user"}"#;
-    let risk = r#"stampede_risk_refusals_total{rule="blocklist",action="block"}"#;
+    let risk = r#"stampede_risk_refusals_total{rule="blocklist",action="refuse"}"#;
     assert!(after.contains(rate_limited), "registered from the start");
     assert!(after.contains(risk), "registered from the start");
     let greedy = app.token("greedy");
@@ -125,7 +125,16 @@ async fn metrics_move_with_claims_and_sign_ins() {
         }
     }
     assert!(refused >= 2, "{refused} refused");
-    stampede_api::telemetry::risk_refusal("blocklist", "block");
+    let res = app
+        .http
+        .post(app.url("/v1/admin/blocklist"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&serde_json::json!({"user_id": "blocked"}))
+        .send()
+        .await
+        .expect("block");
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.claim(id, &app.token("blocked"), None).await.0, 403);
     let last = app.metrics().await;
     assert_eq!(moved(&after, &last, rate_limited), refused as f64, "{last}");
     assert_eq!(

@@ -33,6 +33,8 @@ fn memory_claims(c: &mut Criterion) {
         starts_at_ms: 0,
         ends_at_ms: i64::MAX,
         created_at_ms: 0,
+        ticket_required: false,
+        ticket_lead_secs: 5,
     };
     rt.block_on(store.load(&live_state(&campaign, &[])))
         .expect("load");

@@ -34,14 +34,26 @@ pub enum AuthError {
 struct UserClaims {
     sub: String,
     exp: u64,
+    /// Optional: when the user's account was made (unix seconds), as the upstream login
+    /// system knows it; the risk rules may refuse or flag very young accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_created_at: Option<i64>,
+}
+
+/// A verified user token: who, and what else it says that the engine uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user: String,
+    /// The optional `account_created_at` claim (unix seconds).
+    pub account_created_at: Option<i64>,
 }
 
 /// Verified tokens remembered per process; at ~250 bytes each, about 16 MiB at most.
 const VERIFIED_TOKENS: usize = 65_536;
 
 pub struct Auth {
-    /// Token -> (user id, `exp`), for tokens that passed every check.
-    verified: quick_cache::sync::Cache<Box<str>, (Box<str>, u64)>,
+    /// Token -> (user id, `exp`, `account_created_at`), for tokens that passed every check.
+    verified: quick_cache::sync::Cache<Box<str>, (Box<str>, u64, Option<i64>)>,
     /// Hits and misses of `verified` (`cache="token"`).
     verified_stats: CacheStats,
     encoding: EncodingKey,
@@ -82,10 +94,18 @@ impl Auth {
 
     /// Verifies a user JWT and returns its user id.
     pub fn verify_user(&self, token: &str) -> Result<String, AuthError> {
-        if let Some((user, exp)) = self.verified.get(token) {
+        self.verify(token).map(|v| v.user)
+    }
+
+    /// Verifies a user JWT and returns what it says.
+    pub fn verify(&self, token: &str) -> Result<Verified, AuthError> {
+        if let Some((user, exp, account_created_at)) = self.verified.get(token) {
             if jsonwebtoken::get_current_timestamp() < exp {
                 self.verified_stats.record(true);
-                return Ok(user.into_string());
+                return Ok(Verified {
+                    user: user.into_string(),
+                    account_created_at,
+                });
             }
         }
         self.verified_stats.record(false);
@@ -97,11 +117,17 @@ impl Auth {
         if !valid_user_id(&data.claims.sub) {
             return Err(AuthError::BadUserId);
         }
-        self.verified.insert(
-            token.into(),
-            (data.claims.sub.as_str().into(), data.claims.exp),
-        );
-        Ok(data.claims.sub)
+        let UserClaims {
+            sub,
+            exp,
+            account_created_at,
+        } = data.claims;
+        self.verified
+            .insert(token.into(), (sub.as_str().into(), exp, account_created_at));
+        Ok(Verified {
+            user: sub,
+            account_created_at,
+        })
     }
 
     /// True when `token` is the admin token (constant-time comparison).
@@ -111,12 +137,23 @@ impl Auth {
 
     /// Mints a user JWT valid for `ttl_secs` (`stampede token`, tests, the load generator).
     pub fn mint(&self, user_id: &str, ttl_secs: u64) -> Result<String, AuthError> {
+        self.mint_with_account_age(user_id, ttl_secs, None)
+    }
+
+    /// [`Auth::mint`], with the optional `account_created_at` claim (unix seconds).
+    pub fn mint_with_account_age(
+        &self,
+        user_id: &str,
+        ttl_secs: u64,
+        account_created_at: Option<i64>,
+    ) -> Result<String, AuthError> {
         if !valid_user_id(user_id) {
             return Err(AuthError::BadUserId);
         }
         let claims = UserClaims {
             sub: user_id.to_string(),
             exp: jsonwebtoken::get_current_timestamp() + ttl_secs,
+            account_created_at,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| AuthError::Invalid)
@@ -154,6 +191,7 @@ mod tests {
             &UserClaims {
                 sub: "u1".into(),
                 exp,
+                account_created_at: None,
             },
             &EncodingKey::from_secret(b"secret"),
         )
@@ -163,6 +201,7 @@ mod tests {
             &UserClaims {
                 sub: "u1".into(),
                 exp: 1,
+                account_created_at: None,
             },
             &EncodingKey::from_secret(b"secret"),
         )
@@ -178,6 +217,7 @@ mod tests {
             &UserClaims {
                 sub: "bad id!".into(),
                 exp,
+                account_created_at: None,
             },
             &EncodingKey::from_secret(b"secret"),
         )
@@ -202,6 +242,7 @@ mod tests {
             &UserClaims {
                 sub: "u1".into(),
                 exp: jsonwebtoken::get_current_timestamp() + 1,
+                account_created_at: None,
             },
             &EncodingKey::from_secret(b"secret"),
         )
@@ -222,6 +263,50 @@ mod tests {
             Err(AuthError::Expired),
             "the cache honours exp"
         );
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused_until_its_nbf() {
+        let auth = Auth::new("secret", "admin");
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = |nbf: u64| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &serde_json::json!({ "sub": "u1", "exp": now + 600, "nbf": nbf }),
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .expect("encode")
+        };
+        assert_eq!(auth.verify_user(&token(now + 300)), Err(AuthError::Invalid));
+        assert_eq!(auth.verify_user(&token(now - 1)), Ok("u1".to_string()));
+    }
+
+    #[test]
+    fn the_account_age_claim_is_optional_and_kept() {
+        let auth = Auth::new("secret", "admin");
+        let t = auth
+            .mint_with_account_age("u1", 60, Some(1_700_000_000))
+            .expect("mint");
+        for _ in 0..2 {
+            // The second answer comes from the cache of verified tokens.
+            assert_eq!(
+                auth.verify(&t),
+                Ok(Verified {
+                    user: "u1".into(),
+                    account_created_at: Some(1_700_000_000)
+                })
+            );
+        }
+        let plain = auth.mint("u1", 60).expect("mint");
+        assert_eq!(auth.verify(&plain).map(|v| v.account_created_at), Ok(None));
+        let not_a_number = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({ "sub": "u1", "exp": jsonwebtoken::get_current_timestamp() + 60,
+                                 "account_created_at": "yesterday" }),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode");
+        assert_eq!(auth.verify(&not_a_number), Err(AuthError::Invalid));
     }
 
     #[test]

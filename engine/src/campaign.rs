@@ -13,6 +13,10 @@ pub const MAX_PACKET_COUNT: i64 = 10_000_000;
 pub const MAX_TOTAL_CENTS: i64 = 1_000_000_000_000;
 /// A campaign without `ends_at` runs for a day.
 pub const DEFAULT_DURATION_MS: i64 = 24 * 3600 * 1000;
+/// Tickets are handed out this many seconds before the start unless the campaign says.
+pub const DEFAULT_TICKET_LEAD_SECS: i64 = 5;
+/// The longest lead a campaign may set: an hour.
+pub const MAX_TICKET_LEAD_SECS: i64 = 3_600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +63,10 @@ pub struct Campaign {
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
     pub created_at_ms: i64,
+    /// Claims need a ticket (see [`crate::ticket`]), handed out from
+    /// `ticket_lead_secs` before the start.
+    pub ticket_required: bool,
+    pub ticket_lead_secs: u64,
 }
 
 /// The live counters of a campaign, kept in the store and changed only by the claim step.
@@ -157,6 +165,8 @@ pub struct NewCampaign {
     pub min_cents: Option<i64>,
     pub starts_at: Option<String>,
     pub ends_at: Option<String>,
+    pub ticket_required: Option<bool>,
+    pub ticket_lead_secs: Option<i64>,
 }
 
 /// A creation request that passed every rule; `id` and `created_at` come from the database.
@@ -171,6 +181,8 @@ pub struct ValidCampaign {
     pub min_cents: u64,
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
+    pub ticket_required: bool,
+    pub ticket_lead_secs: u64,
 }
 
 fn invalid(msg: impl Into<String>) -> EngineError {
@@ -213,6 +225,11 @@ impl NewCampaign {
         if chars == 0 || chars > 200 {
             return Err(invalid("name must be 1 to 200 characters"));
         }
+        // PostgreSQL cannot store a NUL in text: refused here, on both databases alike,
+        // rather than failing at the insert as a database error (a 503).
+        if name.contains('\0') {
+            return Err(invalid("name must not contain a NUL character"));
+        }
         let starts_at_ms = time_field("starts_at", &self.starts_at)?.unwrap_or(now_ms);
         let ends_at_ms = time_field("ends_at", &self.ends_at)?
             .unwrap_or(starts_at_ms.saturating_add(DEFAULT_DURATION_MS));
@@ -229,6 +246,13 @@ impl NewCampaign {
             min_cents: 0,
             starts_at_ms,
             ends_at_ms,
+            ticket_required: self.ticket_required.unwrap_or(false),
+            ticket_lead_secs: in_range(
+                "ticket_lead_secs",
+                self.ticket_lead_secs.unwrap_or(DEFAULT_TICKET_LEAD_SECS),
+                0,
+                MAX_TICKET_LEAD_SECS,
+            )?,
         };
         match kind {
             CampaignKind::FlashSale => {
@@ -300,6 +324,8 @@ mod tests {
         assert_eq!(v.price_cents, 0);
         assert_eq!(v.starts_at_ms, 1_000);
         assert_eq!(v.ends_at_ms, 1_000 + DEFAULT_DURATION_MS);
+        assert!(!v.ticket_required);
+        assert_eq!(v.ticket_lead_secs, 5);
     }
 
     #[test]
@@ -356,6 +382,13 @@ mod tests {
             ),
             (
                 NewCampaign {
+                    name: "a\0b".into(),
+                    ..flash()
+                },
+                "name",
+            ),
+            (
+                NewCampaign {
                     kind: "auction".into(),
                     ..flash()
                 },
@@ -403,6 +436,20 @@ mod tests {
                 },
                 "count",
             ),
+            (
+                NewCampaign {
+                    ticket_lead_secs: Some(MAX_TICKET_LEAD_SECS + 1),
+                    ..flash()
+                },
+                "ticket_lead_secs",
+            ),
+            (
+                NewCampaign {
+                    ticket_lead_secs: Some(-1),
+                    ..flash()
+                },
+                "ticket_lead_secs",
+            ),
         ];
         for (req, field) in cases {
             match req.validate(0) {
@@ -429,6 +476,8 @@ mod tests {
             starts_at_ms: 100,
             ends_at_ms: 200,
             created_at_ms: 0,
+            ticket_required: false,
+            ticket_lead_secs: 5,
         };
         assert_eq!(c.status(50, 5), CampaignStatus::Scheduled);
         assert_eq!(c.status(150, 5), CampaignStatus::Active);

@@ -16,10 +16,13 @@
 //! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles),
 //! [`request_id`] (the id that ties a request's logs to its claim's); for reads and
 //! failures, [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store
-//! fails fast); for audits, [`reconcile`] (the store's counters against the database).
+//! fails fast); for audits, [`reconcile`] (the store's counters against the database);
+//! against abuse, [`ticket`] (claim tickets) and [`blocklist`] (blocked users and
+//! addresses).
 
 pub mod auth;
 pub mod backlog;
+pub mod blocklist;
 pub mod campaign;
 pub mod circuit_breaker;
 pub mod claim;
@@ -42,5 +45,6 @@ pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod ticket;
 
 pub use error::{EngineError, Result};

@@ -82,6 +82,8 @@ mod tests {
             starts_at_ms: 0,
             ends_at_ms: 10,
             created_at_ms: 0,
+            ticket_required: false,
+            ticket_lead_secs: 5,
         }
     }
 

@@ -128,6 +128,8 @@ mod tests {
             starts_at_ms: 0,
             ends_at_ms: i64::MAX,
             created_at_ms: 0,
+            ticket_required: false,
+            ticket_lead_secs: 5,
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::backlog::BacklogGuard;
+use crate::blocklist::{Block, Blocklist, Subject};
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
 use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
 use crate::claim_lists::{ClaimLists, FIRST_PAGE};
@@ -100,6 +101,11 @@ pub struct Engine {
     sold_out: Option<Arc<SoldOut>>,
     /// When set, users' first pages of claims are cached (see [`crate::claim_lists`]).
     pub claim_lists: Option<ClaimLists>,
+    /// Users and addresses refused on the claim and sign-in routes (see
+    /// [`crate::blocklist`]).
+    pub blocklist: Arc<Blocklist>,
+    /// When set, changes other api instances must hear of are published here.
+    signals: Option<RedisSignals>,
 }
 
 impl Engine {
@@ -108,6 +114,7 @@ impl Engine {
         Engine {
             store: Arc::new(TimedStore::new(store)),
             queue,
+            blocklist: Arc::new(Blocklist::new(db.clone())),
             db,
             campaigns: quick_cache::sync::Cache::new(CAMPAIGN_ROWS),
             coalescer: None,
@@ -119,6 +126,38 @@ impl Engine {
             points_cache: CacheStats::new("points"),
             sold_out: None,
             claim_lists: None,
+            signals: None,
+        }
+    }
+
+    /// Publishes changes the other api instances must hear of (a blocklist change) on
+    /// the store's pub/sub.
+    pub fn with_signals(mut self, signals: RedisSignals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    /// Blocks `subject` for `ttl_secs` (`None`: until lifted): at once here, and on
+    /// the other instances as soon as they hear of it (at the latest their next refresh).
+    pub async fn block(&self, subject: &Subject, ttl_secs: Option<u64>) -> Result<Block> {
+        let block = self.blocklist.block(subject, ttl_secs, now_ms()).await?;
+        self.announce(Signal::BlocklistChanged).await;
+        Ok(block)
+    }
+
+    /// Lifts the block of `subject`; false when it was not blocked.
+    pub async fn unblock(&self, subject: &Subject) -> Result<bool> {
+        let removed = self.blocklist.unblock(subject).await?;
+        self.announce(Signal::BlocklistChanged).await;
+        Ok(removed)
+    }
+
+    /// Tells the other instances; they learn the same within their refresh if this fails.
+    async fn announce(&self, signal: Signal) {
+        if let Some(signals) = &self.signals {
+            if let Err(e) = signals.publish(signal).await {
+                tracing::debug!(error = %e, "could not publish a signal");
+            }
         }
     }
 
@@ -343,6 +382,19 @@ impl Engine {
         request_id: Option<RequestId>,
     ) -> Result<ClaimOutcome> {
         let c = self.campaign(campaign_id).await?;
+        self.claim_in(&c, user_id, quantity, request_id).await
+    }
+
+    /// [`Engine::claim`] on a campaign row the caller already holds (the api reads it
+    /// for its gates: tickets).
+    pub async fn claim_in(
+        &self,
+        c: &Campaign,
+        user_id: &str,
+        quantity: Option<u64>,
+        request_id: Option<RequestId>,
+    ) -> Result<ClaimOutcome> {
+        let campaign_id = c.id;
         let quantity = match (c.kind, quantity) {
             (CampaignKind::RedPacket, Some(_)) => {
                 return Err(EngineError::Invalid(
@@ -634,8 +686,10 @@ impl Engine {
 impl SignalSink for Engine {
     /// What this process does when another instance signals (see [`crate::signals`]).
     fn on_signal(&self, signal: Signal) {
-        if let Signal::Restocked(id) = signal {
-            self.live.invalidate(id);
+        match signal {
+            Signal::Restocked(id) => self.live.invalidate(id),
+            Signal::BlocklistChanged => return self.blocklist.changed_elsewhere(),
+            Signal::SoldOut(_) => {}
         }
         if let Some(s) = &self.sold_out {
             s.heard(signal);

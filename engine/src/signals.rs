@@ -1,5 +1,5 @@
 //! Signals between api instances over Redis pub/sub (channel [`CHANNEL`]): a campaign
-//! sold out, or got stock back. Fire-and-forget: an instance that misses one (its
+//! sold out, or got stock back, or the blocklist changed. Fire-and-forget: an instance that misses one (its
 //! subscription was reconnecting) learns the same from the store within the sold-out
 //! flag's TTL (see [`crate::sold_out`]).
 
@@ -23,6 +23,8 @@ pub enum Signal {
     SoldOut(u64),
     /// The campaign got stock back (a rebuild): its claims must reach the store again.
     Restocked(u64),
+    /// The blocklist changed: read it again (see [`crate::blocklist`]).
+    BlocklistChanged,
 }
 
 impl Signal {
@@ -30,10 +32,14 @@ impl Signal {
         match self {
             Signal::SoldOut(id) => format!("sold_out:{id}"),
             Signal::Restocked(id) => format!("restocked:{id}"),
+            Signal::BlocklistChanged => "blocklist".into(),
         }
     }
 
     pub fn decode(s: &str) -> Option<Signal> {
+        if s == "blocklist" {
+            return Some(Signal::BlocklistChanged);
+        }
         let (kind, id) = s.split_once(':')?;
         let id = id.parse().ok()?;
         match kind {
@@ -119,7 +125,11 @@ mod tests {
 
     #[test]
     fn signals_round_trip() {
-        for s in [Signal::SoldOut(17), Signal::Restocked(1 << 52)] {
+        for s in [
+            Signal::SoldOut(17),
+            Signal::Restocked(1 << 52),
+            Signal::BlocklistChanged,
+        ] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }
         assert_eq!(Signal::decode("sold_out:x"), None);

@@ -92,6 +92,7 @@ impl SoldOut {
         match signal {
             Signal::SoldOut(id) => self.spawn_arm(id, false),
             Signal::Restocked(id) => self.clear(id),
+            Signal::BlocklistChanged => {}
         }
     }
 

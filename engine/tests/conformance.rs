@@ -81,6 +81,8 @@ fn flash(id: u64, stock: u64, limit: u64) -> Campaign {
         starts_at_ms: NOW - 1_000,
         ends_at_ms: NOW + 3_600_000,
         created_at_ms: NOW - 2_000,
+        ticket_required: false,
+        ticket_lead_secs: 5,
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{page_limit, Admin, CampaignPath, QueryParams};
+use crate::extract::{is_claim_id, page_limit, Admin, CampaignPath, QueryParams};
 use crate::state::AppState;
 use crate::views;
 
@@ -38,7 +38,7 @@ pub async fn export(
     state.engine.campaign(id).await?;
     let limit = page_limit(q.limit.as_deref(), 1_000, MAX_EXPORT_PAGE)?;
     let after = q.after.unwrap_or_default();
-    if after.len() > 64 {
+    if !is_claim_id(&after) {
         return Err(ApiError::Invalid("after must be a claim id.".into()));
     }
     let claims = state

@@ -1,9 +1,10 @@
 //! Operations: liveness, readiness (really asks the store and the database, each
-//! within a second) and the Prometheus metrics.
+//! within a second), the Prometheus metrics, and the contract as an OpenAPI document.
 
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -46,4 +47,21 @@ pub async fn metrics(State(state): State<AppState>) -> String {
         _ => tracing::warn!("could not sample the queue backlog for /metrics"),
     }
     state.metrics.render()
+}
+
+/// The contract as an OpenAPI 3.0 document, written by hand and embedded in the binary.
+/// `tests/openapi.rs` keeps its (method, path) list equal to [`super::route_table`].
+const OPENAPI: &str = include_str!("../../assets/openapi.json");
+
+/// `GET /openapi.json` (public). It only changes with the binary; a short cache time
+/// lets a new deployment's document show within a minute.
+pub async fn openapi() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "application/json"),
+            (CACHE_CONTROL, "public, max-age=60"),
+        ],
+        OPENAPI,
+    )
+        .into_response()
 }

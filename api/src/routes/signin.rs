@@ -24,9 +24,13 @@ pub async fn signin(
     User(user): User,
     ClientIp(ip): ClientIp,
 ) -> Response {
-    if let Err(secs) = state.limits.check(&user, ip) {
-        metrics::counter!("stampede_signins_total", "outcome" => "rate_limited").increment(1);
-        return ApiError::RateLimited(secs).into_response();
+    if let Err(e) = state.admit_caller(&user, ip) {
+        let outcome = match e {
+            ApiError::RateLimited(_) => "rate_limited",
+            _ => "blocked",
+        };
+        metrics::counter!("stampede_signins_total", "outcome" => outcome).increment(1);
+        return e.into_response();
     }
     let result = state.engine.signin(&user).await;
     let outcome = match &result {

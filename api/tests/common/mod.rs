@@ -95,8 +95,31 @@ impl Deps {
             log_format: LogFormat::Text,
             environment: "development".into(),
             trusted_proxies: String::new(),
+            ticket_ttl_secs: 60,
+            risk_device_users: "refuse:10".into(),
+            risk_ip_users: "flag:200".into(),
+            risk_account_age_secs: "flag:3600".into(),
+            risk_ticket_min_ms: "flag:150".into(),
+            risk_window_secs: 60,
         }
     }
+}
+
+/// One campaign in each state a request can meet, for the sweeps over bad inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Campaigns {
+    /// An open flash sale.
+    pub sale: u64,
+    /// An open red packet.
+    pub packet: u64,
+    /// A flash sale that starts in 2099 (claims: 409 not_started).
+    pub later: u64,
+    /// A closed flash sale (409 ended).
+    pub closed: u64,
+    /// A sold-out flash sale (409 sold_out).
+    pub sold: u64,
+    /// An open flash sale that takes claims only with a ticket (403 ticket_required).
+    pub ticketed: u64,
 }
 
 pub struct TestApp {
@@ -162,6 +185,43 @@ impl TestApp {
         assert_eq!(res.status(), 201, "create campaign: {:?}", res.text().await);
         let v: Value = res.json().await.expect("json");
         v["id"].as_u64().expect("id")
+    }
+
+    /// [`Campaigns`]: the open sale and the ticketed one with `stock` units and
+    /// `per_user_limit`, the red packet with `packets` packets of 100 cents.
+    pub async fn campaigns(&self, stock: u64, per_user_limit: u64, packets: u64) -> Campaigns {
+        let sale = self.flash(stock, per_user_limit).await;
+        let packet = self
+            .create(json!({"kind": "red_packet", "name": "rp", "total_cents": packets * 100, "count": packets}))
+            .await;
+        let later = self
+            .create(json!({"kind": "flash_sale", "name": "later", "stock": 5, "starts_at": "2099-01-01T00:00:00Z"}))
+            .await;
+        let closed = self.flash(5, 1).await;
+        let res = self
+            .http
+            .post(self.url(&format!("/v1/admin/campaigns/{closed}/close")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("close");
+        assert_eq!(res.status(), 200, "close");
+        let sold = self.flash(1, 1).await;
+        assert_eq!(self.claim(sold, &self.token("first"), None).await.0, 201);
+        let ticketed = self
+            .create(
+                json!({"kind": "flash_sale", "name": "ticketed", "stock": stock,
+                           "per_user_limit": per_user_limit, "ticket_required": true}),
+            )
+            .await;
+        Campaigns {
+            sale,
+            packet,
+            later,
+            closed,
+            sold,
+            ticketed,
+        }
     }
 
     pub async fn flash(&self, stock: u64, per_user_limit: u64) -> u64 {

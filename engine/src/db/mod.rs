@@ -64,6 +64,9 @@ const OPS: &[&str] = &[
     "award_signin",
     "signin_days",
     "points",
+    "block",
+    "unblock",
+    "blocklist",
 ];
 
 /// Query times, registered on first use (see [`crate::telemetry`]).
@@ -132,8 +135,9 @@ impl Database {
         let _t = timings().start("insert_campaign");
         let sql =
             "INSERT INTO campaigns (kind, name, total, per_user_limit, price_cents, total_cents, \
-                   min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *";
+                   min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms, \
+                   ticket_required, ticket_lead_secs) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *";
         let row: CampaignRow = on_pool!(self, p => sqlx::query_as(sql)
             .bind(c.kind.as_str())
             .bind(&c.name)
@@ -146,6 +150,8 @@ impl Database {
             .bind(c.starts_at_ms)
             .bind(c.ends_at_ms)
             .bind(now_ms)
+            .bind(c.ticket_required)
+            .bind(c.ticket_lead_secs as i64)
             .fetch_one(p)
             .await)?;
         row.into_campaign()
@@ -497,5 +503,56 @@ impl Database {
                 .map(|d| (d, s as u64))
         });
         Ok((balance as u64, latest))
+    }
+
+    /// Blocks `subject` (`user:<id>` or `ip:<address>`) until `expires_at_ms` (`None`:
+    /// until lifted); blocking it again replaces the expiry. Expired rows are pruned.
+    pub async fn block(
+        &self,
+        subject: &str,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let _t = timings().start("block");
+        on_pool!(self, p => sqlx::query("DELETE FROM blocklist WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        on_pool!(self, p => sqlx::query(
+                "INSERT INTO blocklist (subject, expires_at_ms, created_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subject) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, \
+                 created_at_ms = excluded.created_at_ms")
+            .bind(subject)
+            .bind(expires_at_ms)
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Lifts the block of `subject`; false when it was not blocked.
+    pub async fn unblock(&self, subject: &str) -> Result<bool> {
+        let _t = timings().start("unblock");
+        let done = on_pool!(self, p => sqlx::query("DELETE FROM blocklist WHERE subject = $1")
+            .bind(subject)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// The blocks in force at `now_ms`: (subject, expiry), at most `limit`.
+    pub async fn blocklist(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, Option<i64>)>> {
+        let _t = timings().start("blocklist");
+        let rows = on_pool!(self, p => sqlx::query_as(
+                "SELECT subject, expires_at_ms FROM blocklist \
+                 WHERE expires_at_ms IS NULL OR expires_at_ms > $1 ORDER BY subject LIMIT $2")
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows)
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct CampaignRow {
     starts_at_ms: i64,
     ends_at_ms: i64,
     created_at_ms: i64,
+    ticket_required: bool,
+    ticket_lead_secs: i64,
 }
 
 impl CampaignRow {
@@ -42,6 +44,8 @@ impl CampaignRow {
             starts_at_ms: self.starts_at_ms,
             ends_at_ms: self.ends_at_ms,
             created_at_ms: self.created_at_ms,
+            ticket_required: self.ticket_required,
+            ticket_lead_secs: self.ticket_lead_secs.max(0) as u64,
         })
     }
 }
