@@ -3,7 +3,8 @@
 -- user -> enqueue the claim event: all in this one script, so there is never a moment
 -- where stock is gone and its claim is not yet queued.
 --
--- KEYS[1]  {c:ID}:state    hash: kind (f|r), limit, starts, ends, remaining, seq, claims, sold, cents
+-- KEYS[1]  {c:ID}:state    hash: kind (f|r), limit, starts, ends, remaining, seq, claims, sold,
+--          cents, gen (which load wrote it), rolled_back (set when a rollback is found)
 -- KEYS[2]  {c:ID}:users    hash: user id -> "held|claim id|quantity|amount|accepted ms|packet idx"
 -- KEYS[3]  {c:ID}:packets  list: unclaimed red packets "idx:amount" (red packet only)
 -- KEYS[4]  {c:ID}:claims   stream: claim events for the workers, one field
@@ -12,19 +13,38 @@
 --          the request id is left out when the claim has none)
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  campaign id
--- ARGV[3], ARGV[4], ARGV[5], ...  triples of (user id, quantity, request id or '')
+-- ARGV[3]  the caller's floor: the gen it last saw ('' when it saw none)
+-- ARGV[4]  the caller's floor: the highest seq it saw under that gen (0 when none)
+-- ARGV[5], ARGV[6], ARGV[7], ...  triples of (user id, quantity, request id or '')
 --
--- Returns {'M'} when the campaign has no live state (unknown, or the store lost it).
--- Otherwise two entries per claim, in order:
+-- The floor finds a store that came back OLDER than it was (restarted from an RDB
+-- snapshot or a lagging AOF, or a failover to a replica that missed writes): its seq
+-- went backwards under the same gen. Selling from it would sell stock again and reuse
+-- claim ids the database already holds, so the state is marked rolled_back and every
+-- claim is refused until a rebuild from the database replaces it (a rebuild writes a
+-- new gen, so floors from before it no longer apply).
+--
+-- Returns {'M'} when the campaign has no live state (unknown, or the store lost it),
+-- {'R'} when it is rolled back (found now or earlier). Otherwise the state's gen and
+-- seq after the batch, then two entries per claim, in order:
 --   'A', record      accepted (the user's new record)
 --   'D', record      already claimed: the user holds the limit (their record)
 --   'L', may_take    the quantity is more than the user may still take
 --   'S', ''          sold out
 --   'N', ''          not started
 --   'E', ''          ended
-local st = redis.call('HMGET', KEYS[1], 'kind', 'limit', 'starts', 'ends', 'remaining', 'seq')
+local st = redis.call('HMGET', KEYS[1], 'kind', 'limit', 'starts', 'ends', 'remaining', 'seq',
+  'gen', 'rolled_back')
 if not st[1] then
   return {'M'}
+end
+if st[8] then
+  return {'R'}
+end
+local gen = st[7] or ''
+if ARGV[3] == gen and tonumber(st[6]) < tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'rolled_back', ARGV[4])
+  return {'R'}
 end
 local kind = st[1]
 local limit = tonumber(st[2])
@@ -35,14 +55,14 @@ local seq = tonumber(st[6])
 local now = tonumber(ARGV[1])
 local cid = ARGV[2]
 
-local out = {}
+local out = {gen, ''}
 local claims, sold, cents = 0, 0, 0
 local function answer(code, detail)
   out[#out + 1] = code
   out[#out + 1] = detail
 end
 
-for i = 3, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local user = ARGV[i]
   local qty = tonumber(ARGV[i + 1])
   local rid = ARGV[i + 2]
@@ -103,4 +123,5 @@ if claims > 0 then
   redis.call('HINCRBY', KEYS[1], 'sold', sold)
   redis.call('HINCRBY', KEYS[1], 'cents', cents)
 end
+out[2] = string.format('%d', seq)
 return out

@@ -56,6 +56,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             for scope in ["user", "ip"] {
                 rate_limited(scope).increment(0);
             }
+            metrics::counter!("stampede_store_rollbacks_total").increment(0);
             for action in ["refuse", "flag"] {
                 for rule in crate::risk::RULES {
                     risk_refusal_counter(rule, action).increment(0);
@@ -165,6 +166,11 @@ fn describe() {
     describe_counter!(
         "stampede_rate_limited_total",
         "Requests refused by a rate limit, by scope (user, ip)."
+    );
+    describe_counter!(
+        "stampede_store_rollbacks_total",
+        "Claim batches refused because the store's state was older than this process had \
+         seen it (restored from a snapshot, or a failover that lost writes); alert on any."
     );
     describe_counter!(
         "stampede_risk_refusals_total",

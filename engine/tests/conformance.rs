@@ -704,3 +704,120 @@ async fn the_request_id_travels_with_the_claim_event(h: Harness) {
     );
 }
 conformance!(request_ids, the_request_id_travels_with_the_claim_event);
+
+/// A Redis store of its own on `server`: another api process's view of the same Redis.
+async fn process_on(server: &TestRedis) -> RedisStore {
+    let conn = connect(&server.url(), Duration::from_secs(2))
+        .await
+        .expect("connect");
+    RedisStore::new(conn)
+}
+
+async fn accepted_on(store: &dyn Store, campaign_id: u64, user: &str) -> Claim {
+    match store
+        .claim(campaign_id, NOW, req(user, 1))
+        .await
+        .expect("claim")
+    {
+        ClaimOutcome::Accepted(c) => c,
+        other => panic!("{user} refused: {other:?}"),
+    }
+}
+
+/// A store that comes back older than it was (an RDB snapshot, a lagging AOF, a failover
+/// to a replica that missed writes) would sell again what it forgot and hand out claim
+/// ids the database already holds. Here the campaign's keys are put back as they were
+/// after two of four claims (DUMP, RESTORE), as a restart from a snapshot would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_older_than_a_process_saw_refuses_claims_until_reloaded() {
+    use stampede_engine::store::keys;
+    let server = TestRedis::start();
+    let a = process_on(&server).await;
+    let c = flash(21, 5, 1);
+    a.load(&live_state(&c, &[])).await.expect("load");
+    let mut sold = vec![
+        accepted_on(&a, 21, "u1").await,
+        accepted_on(&a, 21, "u2").await,
+    ];
+
+    let mut raw = redis::Client::open(server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut snapshot = Vec::new();
+    for key in [keys::state(21), keys::users(21)] {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .expect("DUMP");
+        snapshot.push((key, dump));
+    }
+    sold.push(accepted_on(&a, 21, "u3").await);
+    sold.push(accepted_on(&a, 21, "u4").await);
+    for (key, dump) in &snapshot {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query_async(&mut raw)
+            .await
+            .expect("RESTORE");
+    }
+
+    assert_eq!(
+        a.claim(21, NOW, req("u5", 1)).await.expect("claim"),
+        ClaimOutcome::Missing,
+        "the process that saw seq 4 refuses a state at seq 2"
+    );
+    // A process that never saw the newer state is refused too: the state is marked.
+    let b = process_on(&server).await;
+    assert_eq!(
+        b.claim(21, NOW, req("u6", 1)).await.expect("claim"),
+        ClaimOutcome::Missing
+    );
+    assert_eq!(a.counters(21).await.expect("counters"), None, "as if lost");
+    assert_eq!(b.counters(21).await.expect("counters"), None);
+
+    // The rebuild from the database (which holds all four) makes it claimable again,
+    // with exactly the one unit left.
+    b.load(&live_state(&c, &sold)).await.expect("rebuild");
+    let fifth = accepted_on(&a, 21, "u5").await;
+    assert_eq!(
+        fifth.id, "c21-0000000005",
+        "no claim id is handed out twice"
+    );
+    assert_eq!(
+        b.claim(21, NOW, req("u6", 1)).await.expect("claim"),
+        ClaimOutcome::SoldOut
+    );
+}
+
+/// A rebuild by another process may lower the sequence (claims the database never got
+/// are gone with the store): that is a new state, not a rollback, and claims go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_lower_sequence_by_another_process_is_not_a_rollback() {
+    let server = TestRedis::start();
+    let a = process_on(&server).await;
+    let b = process_on(&server).await;
+    let c = flash(22, 10, 1);
+    a.load(&live_state(&c, &[])).await.expect("load");
+    let first = accepted_on(&a, 22, "u1").await;
+    accepted_on(&a, 22, "u2").await;
+    accepted_on(&a, 22, "u3").await;
+    b.load(&live_state(&c, std::slice::from_ref(&first)))
+        .await
+        .expect("rebuild");
+    let next = accepted_on(&a, 22, "u4").await;
+    assert_eq!(next.id, "c22-0000000002");
+    assert_eq!(
+        a.counters(22)
+            .await
+            .expect("counters")
+            .expect("live")
+            .remaining,
+        8
+    );
+}

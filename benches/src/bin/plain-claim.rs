@@ -39,14 +39,17 @@ async fn claim(
         .key(keys::stream(app.campaign))
         .arg(now)
         .arg(app.campaign)
+        .arg("") // no rollback floor (gen)
+        .arg(0) // no rollback floor (seq)
         .arg(user)
         .arg(1)
         .arg("") // no request id
         .invoke_async(&mut conn)
         .await;
     match reply {
-        Ok(v) if v.first().map(String::as_str) == Some("A") => {
-            (axum::http::StatusCode::CREATED, v[1].clone())
+        // The state's gen and seq, then the claim's code and record.
+        Ok(v) if v.get(2).map(String::as_str) == Some("A") => {
+            (axum::http::StatusCode::CREATED, v[3].clone())
         }
         Ok(v) => (axum::http::StatusCode::CONFLICT, v.join(" ")),
         Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new()),

@@ -9,6 +9,10 @@
 //!
 //! [`timed::TimedStore`] wraps either and records each call's time.
 //!
+//! The Redis store also refuses a state older than this process saw it (restored from a
+//! snapshot, a failover that lost writes): see the floor in `lua/claim.lua`. Such a state
+//! answers like a missing one until a rebuild. The memory store cannot come back older.
+//!
 //! Claims are taken in batches: one call, many claims of one campaign. The api calls
 //! it with one claim today; coalescing many into one call is how the engine gets past
 //! one round trip per claim.

@@ -6,9 +6,12 @@
 //! fail fast. Every call is bounded by the response timeout, so a slow or dead Redis
 //! turns into an error within that time, never a hang.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
@@ -44,9 +47,20 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> 
     Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
 
+/// The highest claim sequence number this process has seen a campaign's state reach,
+/// under the gen (the load) that state was written by. Passed with every claim batch:
+/// a state whose seq is below it came back older than it was (see `lua/claim.lua`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SeqFloor {
+    gen: String,
+    seq: u64,
+}
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Campaign id -> the floor this process holds for it.
+    floors: Arc<Mutex<HashMap<u64, SeqFloor>>>,
     claim: Script,
     close: Script,
     signin: Script,
@@ -60,6 +74,7 @@ impl RedisStore {
     pub fn new(conn: ConnectionManager) -> Self {
         RedisStore {
             conn,
+            floors: Arc::default(),
             claim: Script::new(CLAIM_LUA),
             close: Script::new(CLOSE_LUA),
             signin: Script::new(SIGNIN_LUA),
@@ -97,6 +112,16 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// Keeps the highest seq seen under the state's current gen; a new gen (a load by
+    /// any process) replaces the floor.
+    fn raise_floor(&self, campaign_id: u64, seen: SeqFloor) {
+        let mut floors = self.floors.lock();
+        let floor = floors.entry(campaign_id).or_default();
+        if floor.gen != seen.gen || floor.seq < seen.seq {
+            *floor = seen;
+        }
+    }
+
     /// Whether Redis keeps an append-only file (`INFO persistence`), `None` when it does
     /// not say within a second (managed services may restrict INFO).
     pub async fn append_only(&self) -> Option<bool> {
@@ -196,7 +221,10 @@ impl Store for RedisStore {
             CampaignKind::FlashSale => "f",
             CampaignKind::RedPacket => "r",
         };
-        let fields: [(&str, String); 9] = [
+        // A new gen for every load: floors seen under an older state do not apply.
+        let gen = format!("{:016x}", rand::random::<u64>());
+        let fields: [(&str, String); 10] = [
+            ("gen", gen),
             ("kind", kind.to_string()),
             ("limit", c.per_user_limit.to_string()),
             ("starts", c.starts_at_ms.to_string()),
@@ -208,6 +236,7 @@ impl Store for RedisStore {
             ("cents", k.cents.to_string()),
         ];
         let _: () = conn.hset_multiple(&state_key, &fields).await?;
+        self.floors.lock().remove(&c.id);
         Ok(())
     }
 
@@ -224,6 +253,13 @@ impl Store for RedisStore {
             .key(keys::stream(campaign_id))
             .arg(now_ms)
             .arg(campaign_id);
+        let floor = self
+            .floors
+            .lock()
+            .get(&campaign_id)
+            .cloned()
+            .unwrap_or_default();
+        inv.arg(&floor.gen).arg(floor.seq);
         for r in requests {
             inv.arg(&r.user_id)
                 .arg(r.quantity)
@@ -231,15 +267,35 @@ impl Store for RedisStore {
         }
         let mut conn = self.conn.clone();
         let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
-        if reply.first().map(String::as_str) == Some("M") {
-            return Ok(vec![ClaimOutcome::Missing; requests.len()]);
+        match reply.first().map(String::as_str) {
+            Some("M") => return Ok(vec![ClaimOutcome::Missing; requests.len()]),
+            Some("R") => {
+                metrics::counter!("stampede_store_rollbacks_total").increment(1);
+                tracing::error!(
+                    campaign = campaign_id,
+                    floor = floor.seq,
+                    "the store's live state is older than claims this process saw it accept \
+                     (restored from a snapshot, or a failover lost writes); claims are refused \
+                     until POST /v1/admin/campaigns/{{id}}/rebuild reloads it from the database"
+                );
+                return Ok(vec![ClaimOutcome::Missing; requests.len()]);
+            }
+            _ => {}
         }
-        if reply.len() != 2 * requests.len() {
+        if reply.len() != 2 + 2 * requests.len() {
             return Err(EngineError::Store(format!(
                 "claim script returned {} values",
                 reply.len()
             )));
         }
+        let seen = SeqFloor {
+            gen: reply[0].clone(),
+            seq: reply[1]
+                .parse()
+                .map_err(|_| EngineError::Store(format!("claim script seq {:?}", reply[1])))?,
+        };
+        self.raise_floor(campaign_id, seen);
+        let reply = &reply[2..];
         let holds_claims = reply.chunks(2).any(|p| p[0] == "A" || p[0] == "D");
         if self.wait_replicas > 0 && holds_claims {
             self.wait_for_replicas(&mut conn).await?;
@@ -275,10 +331,20 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let v: Vec<Option<i64>> = redis::cmd("HMGET")
             .arg(keys::state(campaign_id))
-            .arg(&["remaining", "claims", "sold", "cents", "ends"])
+            .arg(&[
+                "remaining",
+                "claims",
+                "sold",
+                "cents",
+                "ends",
+                "rolled_back",
+            ])
             .query_async(&mut conn)
             .await?;
-        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends)] = v[..] else {
+        // A rolled-back state is as good as lost: it answers like a missing one, so reads
+        // get 503 and the rebuild may replace it.
+        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends), None] = v[..]
+        else {
             return Ok(None);
         };
         Ok(Some(LiveCounters {

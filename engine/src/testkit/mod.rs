@@ -54,6 +54,23 @@ impl TestRedis {
         )
     }
 
+    /// Starts a server on `port` that keeps its snapshot (`dump.rdb`) in `dir`, and loads
+    /// the one there if any: with [`TestRedis::save`] and a kill, a Redis that comes
+    /// back with an older state. It snapshots only when told to.
+    pub fn start_snapshotting(port: u16, dir: &std::path::Path) -> TestRedis {
+        let dir = dir.to_str().expect("a UTF-8 directory");
+        Self::start_with(port, &["--dir", dir, "--dbfilename", "dump.rdb"])
+    }
+
+    /// Writes the snapshot now (`SAVE`); only for a server started with
+    /// [`TestRedis::start_snapshotting`], so no test writes one into its working directory.
+    pub fn save(&self) {
+        let mut conn = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to the test's redis-server");
+        let _: () = redis::cmd("SAVE").query(&mut conn).expect("SAVE");
+    }
+
     fn start_with(port: u16, extra: &[&str]) -> TestRedis {
         let child = Command::new("redis-server")
             .args([
