@@ -24,9 +24,10 @@
 -- claim is refused until a rebuild from the database replaces it (a rebuild writes a
 -- new gen, so floors from before it no longer apply).
 --
--- Returns {'M'} when the campaign has no live state (unknown, or the store lost it),
--- {'R'} when it is rolled back (found now or earlier). Otherwise the state's gen and
--- seq after the batch, then two entries per claim, in order:
+-- Returns {'M'} when the campaign has no live state (unknown, the store lost it, or it
+-- was found rolled back earlier), {'R'} when this call finds it rolled back (once per
+-- rollback, so the caller's alarm fires once). Otherwise the state's gen and seq after
+-- the batch, then two entries per claim, in order:
 --   'A', record      accepted (the user's new record)
 --   'D', record      already claimed: the user holds the limit (their record)
 --   'L', may_take    the quantity is more than the user may still take
@@ -39,7 +40,7 @@ if not st[1] then
   return {'M'}
 end
 if st[8] then
-  return {'R'}
+  return {'M'}
 end
 local gen = st[7] or ''
 if ARGV[3] == gen and tonumber(st[6]) < tonumber(ARGV[4]) then
