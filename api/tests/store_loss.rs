@@ -49,6 +49,36 @@ async fn claim_when_back(app: &TestApp, id: u64, user: &str) -> (u16, Value) {
     }
 }
 
+/// After a rebuild: every earlier winner keeps their claim (`200`, the same id), and of
+/// `late` newcomers at once exactly `remaining` are accepted, the rest sold out.
+async fn winners_keep_and_the_remainder_sells(
+    app: &TestApp,
+    id: u64,
+    winners: &[(&str, Value)],
+    late: usize,
+    remaining: usize,
+) {
+    for (u, claim_id) in winners {
+        let (status, body) = app.claim(id, &app.token(u), None).await;
+        assert_eq!(status, 200, "{u} keeps the claim: {body}");
+        assert_eq!(&body["claim"]["id"], claim_id);
+    }
+    let statuses: Vec<u16> = futures::future::join_all((0..late).map(|n| {
+        let token = app.token(&format!("late{n}"));
+        async move { app.claim(id, &token, None).await.0 }
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        remaining,
+        "exactly the unsold remainder: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        late - remaining
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_lost_its_data_refuses_claims_until_rebuilt() {
     let mut deps = Deps::new(Backend::Redis).await;
@@ -92,23 +122,7 @@ async fn a_store_that_lost_its_data_refuses_claims_until_rebuilt() {
         ),
         (Some(3), Some(2))
     );
-    for (u, claim_id) in &winners {
-        let (status, body) = app.claim(id, &app.token(u), None).await;
-        assert_eq!(status, 200, "{u} keeps the claim");
-        assert_eq!(&body["claim"]["id"], claim_id);
-    }
-    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|n| {
-        let token = app.token(&format!("late{n}"));
-        let app = &app;
-        async move { app.claim(id, &token, None).await.0 }
-    }))
-    .await;
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        2,
-        "exactly the unsold remainder: {statuses:?}"
-    );
-    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 4);
+    winners_keep_and_the_remainder_sells(&app, id, &winners, 6, 2).await;
     app.wait_drained(id).await;
     assert_eq!(app.export(id).await.len(), 5);
     app.stop().await;
@@ -250,22 +264,7 @@ async fn a_store_restored_from_an_older_snapshot_refuses_claims_until_rebuilt() 
         ),
         (Some(4), Some(1))
     );
-    for (u, claim_id) in &winners {
-        let (status, body) = app.claim(id, &app.token(u), None).await;
-        assert_eq!(status, 200, "{u} keeps the claim: {body}");
-        assert_eq!(&body["claim"]["id"], claim_id);
-    }
-    let statuses: Vec<u16> = futures::future::join_all((0..4).map(|n| {
-        let token = app.token(&format!("late{n}"));
-        let app = &app;
-        async move { app.claim(id, &token, None).await.0 }
-    }))
-    .await;
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        1,
-        "exactly the unsold unit: {statuses:?}"
-    );
+    winners_keep_and_the_remainder_sells(&app, id, &winners, 4, 1).await;
     app.wait_drained(id).await;
     let rows = app.export(id).await;
     assert_eq!(rows.len(), 5, "every sale once in the database: {rows:?}");
