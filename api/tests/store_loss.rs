@@ -49,6 +49,18 @@ async fn claim_when_back(app: &TestApp, id: u64, user: &str) -> (u16, Value) {
     }
 }
 
+/// A rebuild went through, from `persisted` claims, leaving `remaining` units.
+fn assert_rebuilt((status, body): (u16, Value), persisted: u64, remaining: u64) {
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["persisted_claims"].as_u64(),
+            body["remaining"].as_u64()
+        ),
+        (Some(persisted), Some(remaining))
+    );
+}
+
 /// After a rebuild: every earlier winner keeps their claim (`200`, the same id), and of
 /// `late` newcomers at once exactly `remaining` are accepted, the rest sold out.
 async fn winners_keep_and_the_remainder_sells(
@@ -113,15 +125,7 @@ async fn a_store_that_lost_its_data_refuses_claims_until_rebuilt() {
         .expect("get");
     assert_eq!(read.status(), 503, "no silent sold out");
 
-    let (status, body) = rebuild(&app, id).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (
-            body["persisted_claims"].as_u64(),
-            body["remaining"].as_u64()
-        ),
-        (Some(3), Some(2))
-    );
+    assert_rebuilt(rebuild(&app, id).await, 3, 2);
     winners_keep_and_the_remainder_sells(&app, id, &winners, 6, 2).await;
     app.wait_drained(id).await;
     assert_eq!(app.export(id).await.len(), 5);
@@ -255,15 +259,7 @@ async fn a_store_restored_from_an_older_snapshot_refuses_claims_until_rebuilt() 
         "the rollback is counted once for alerts, however many claims it refuses"
     );
 
-    let (status, body) = rebuild_when_drained(&app, id).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (
-            body["persisted_claims"].as_u64(),
-            body["remaining"].as_u64()
-        ),
-        (Some(4), Some(1))
-    );
+    assert_rebuilt(rebuild_when_drained(&app, id).await, 4, 1);
     winners_keep_and_the_remainder_sells(&app, id, &winners, 4, 1).await;
     app.wait_drained(id).await;
     let rows = app.export(id).await;
