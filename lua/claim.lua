@@ -11,11 +11,18 @@
 --          e = "campaign id|claim id|user id|quantity|amount|packet idx|accepted ms[|request id]"
 --          (user ids and request ids cannot contain '|': both are limited to [A-Za-z0-9_.-];
 --          the request id is left out when the claim has none)
+-- KEYS[5]  {c:ID}:batch:BATCH  string: the reply of the batch BATCH, kept ARGV[6] ms (see below)
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  campaign id
 -- ARGV[3]  the caller's floor: the gen it last saw ('' when it saw none)
 -- ARGV[4]  the caller's floor: the highest seq it saw under that gen (0 when none)
--- ARGV[5], ARGV[6], ARGV[7], ...  triples of (user id, quantity, request id or '')
+-- ARGV[5]  the batch id (random per call; '' for none), ARGV[6] how long its reply is kept, ms
+-- ARGV[7], ARGV[8], ARGV[9], ...  triples of (user id, quantity, request id or '')
+--
+-- At most once (design.md, invariant 8): a client library re-sends a script whose reply it
+-- lost (a dropped connection, a cluster redirect, a timeout). The batch id comes with the
+-- re-sent call: when its reply is already kept, the batch ran, and the kept reply is
+-- answered again without deciding anything a second time.
 --
 -- The floor finds a store that came back OLDER than it was (restarted from an RDB
 -- snapshot or a lagging AOF, or a failover to a replica that missed writes): its seq
@@ -34,6 +41,12 @@
 --   'S', ''          sold out
 --   'N', ''          not started
 --   'E', ''          ended
+if ARGV[5] ~= '' then
+  local done = redis.call('GET', KEYS[5])
+  if done then
+    return cjson.decode(done)
+  end
+end
 local st = redis.call('HMGET', KEYS[1], 'kind', 'limit', 'starts', 'ends', 'remaining', 'seq',
   'gen', 'rolled_back')
 if not st[1] then
@@ -63,7 +76,7 @@ local function answer(code, detail)
   out[#out + 1] = detail
 end
 
-for i = 5, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local user = ARGV[i]
   local qty = tonumber(ARGV[i + 1])
   local rid = ARGV[i + 2]
@@ -125,4 +138,7 @@ if claims > 0 then
   redis.call('HINCRBY', KEYS[1], 'cents', cents)
 end
 out[2] = string.format('%d', seq)
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[5], cjson.encode(out), 'PX', ARGV[6])
+end
 return out

@@ -11,9 +11,15 @@
 -- ARGV[4]  the reason (for operators)
 -- ARGV[5]  now, unix ms
 --
--- Returns the dead-letter entry's id.
+-- At most once (design.md, invariant 8): the entry is acknowledged first, and copied only
+-- when this call acknowledged it; a call re-sent after a lost reply finds it acknowledged
+-- already and sets nothing aside a second time.
+--
+-- Returns the dead-letter entry's id, or '' when the entry was no longer pending.
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return ''
+end
 local id = redis.call('XADD', KEYS[2], '*',
   'e', ARGV[3], 'reason', ARGV[4], 'entry', ARGV[2], 'at', ARGV[5])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return id

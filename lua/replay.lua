@@ -4,9 +4,19 @@
 --
 -- KEYS[1]  {c:ID}:dead     the dead-letter stream
 -- KEYS[2]  {c:ID}:claims   the claim stream
+-- KEYS[3]  {c:ID}:replay:ID string: this replay's answer, kept ARGV[3] ms
 -- ARGV[1]  the most entries to move
+-- ARGV[2]  the replay id (random per call)
+-- ARGV[3]  how long the answer is kept, ms
+--
+-- At most once (design.md, invariant 8): a call re-sent after a lost reply answers the
+-- first run's count and moves nothing more.
 --
 -- Returns the number moved. Entries without an event (unreadable ones) stay.
+local done = redis.call('GET', KEYS[3])
+if done then
+  return tonumber(done)
+end
 local limit = tonumber(ARGV[1])
 local moved = 0
 local start = '-'
@@ -31,4 +41,5 @@ while moved < limit do
     start = '(' .. id
   end
 end
+redis.call('SET', KEYS[3], moved, 'PX', ARGV[3])
 return moved

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use stampede_engine::redis_conn::RedisTarget;
 
 /// A development secret used when none is configured; start-up warns loudly.
 pub const DEV_JWT_SECRET: &str = "stampede-development-jwt-secret";
@@ -31,6 +32,10 @@ pub struct Config {
     /// `redis://...` for the Redis store and queue; unset runs the embedded in-process store.
     #[arg(long, env = "STAMPEDE_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// `redis://h1:7000,redis://h2:7001,...`: the seed nodes of a Redis Cluster for the
+    /// store, the queue and the signals (instead of STAMPEDE_REDIS_URL).
+    #[arg(long, env = "STAMPEDE_REDIS_CLUSTER")]
+    pub redis_cluster: Option<String>,
     /// `postgres://...` for PostgreSQL, or `sqlite://FILE`.
     #[arg(
         long,
@@ -145,6 +150,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("redis", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_cluster", &self.redis_cluster.as_ref().map(|_| "<set>"))
             .field(
                 "database",
                 &if self.database_url.starts_with("sqlite") {
@@ -159,6 +165,15 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// Where Redis is: a cluster, one Redis, or `None` for the embedded in-process store.
+    /// `validate` has checked that at most one is set and that the cluster's list parses.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        if let Some(seeds) = &self.redis_cluster {
+            return RedisTarget::cluster(seeds).ok();
+        }
+        self.redis_url.clone().map(RedisTarget::Single)
+    }
+
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
     }
@@ -217,6 +232,14 @@ impl Config {
                     "STAMPEDE_ENV must be development or production, not {other:?}"
                 ))
             }
+        }
+        if let Some(seeds) = &self.redis_cluster {
+            if self.redis_url.is_some() {
+                return Err(
+                    "set STAMPEDE_REDIS_URL or STAMPEDE_REDIS_CLUSTER, not both".into(),
+                );
+            }
+            RedisTarget::cluster(seeds)?;
         }
         if self.redis_timeout_ms == 0 || self.redis_timeout_ms > 10_000 {
             return Err("STAMPEDE_REDIS_TIMEOUT_MS must be between 1 and 10000".into());

@@ -23,7 +23,7 @@ use stampede_engine::signals::{RedisSignals, SignalSink};
 use stampede_engine::signin::{SigninConfig, SigninRules};
 use stampede_engine::store::breaker::BreakerStore;
 use stampede_engine::store::memory::MemoryStore;
-use stampede_engine::store::redis::{connect, RedisStore};
+use stampede_engine::store::redis::RedisStore;
 use stampede_engine::ticket::Tickets;
 use stampede_worker::WorkerConfig;
 use tokio::task::JoinHandle;
@@ -70,9 +70,11 @@ pub async fn build_engine_with_clock(
         .await
         .context("opening the database")?;
     db.migrate().await.context("applying database migrations")?;
-    let engine = match &config.redis_url {
-        Some(url) => {
-            let conn = connect(url, config.redis_timeout())
+    let redis = config.redis_target();
+    let engine = match &redis {
+        Some(target) => {
+            let conn = target
+                .connect(config.redis_timeout())
                 .await
                 .context("configuring Redis")?;
             // WAIT gets half the call bound, so its reply comes back within the bound.
@@ -85,7 +87,13 @@ pub async fn build_engine_with_clock(
             );
             Engine::new(
                 Arc::new(BreakerStore::new(Arc::new(store), breaker)),
-                Arc::new(RedisQueue::new(url, config.redis_timeout(), conn.clone())),
+                Arc::new(
+                    RedisQueue::new(target.clone(), config.redis_timeout(), conn.clone())
+                        .with_wait_replicas(
+                            config.redis_wait_replicas,
+                            config.redis_timeout() / 2,
+                        ),
+                ),
                 db,
             )
             .with_coalescing(
@@ -96,10 +104,10 @@ pub async fn build_engine_with_clock(
             )
             .with_claim_lists(ClaimLists::new(conn.clone()))
             .with_sold_out_flags(
-                Some(RedisSignals::new(url, conn.clone())),
+                Some(RedisSignals::new(target.clone(), conn.clone())),
                 Duration::from_millis(config.sold_out_ttl_ms),
             )
-            .with_signals(RedisSignals::new(url, conn))
+            .with_signals(RedisSignals::new(target.clone(), conn))
         }
         None => {
             let queue = Arc::new(MemoryQueue::default());
@@ -122,7 +130,7 @@ pub async fn build_engine_with_clock(
             },
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         });
-    if config.redis_url.is_none() {
+    if redis.is_none() {
         let restored = engine
             .restore_missing()
             .await
@@ -132,12 +140,13 @@ pub async fn build_engine_with_clock(
         }
     }
     let engine = Arc::new(engine);
-    if let Some(url) = &config.redis_url {
-        let conn = connect(url, config.redis_timeout())
+    if let Some(target) = &redis {
+        let conn = target
+            .connect(config.redis_timeout())
             .await
             .context("configuring Redis")?;
         let sink: std::sync::Weak<dyn SignalSink> = Arc::downgrade(&engine) as _;
-        RedisSignals::new(url, conn).listen(sink);
+        RedisSignals::new(target.clone(), conn).listen(sink);
     }
     Ok(engine)
 }
@@ -224,8 +233,9 @@ pub async fn start_with_clock(
     if let Err(e) = config.validate() {
         bail!(e);
     }
-    if config.redis_url.is_none() && mode != Mode::Serve {
-        bail!("the embedded engine keeps its queue in-process: run `stampede serve`, or set STAMPEDE_REDIS_URL");
+    let embedded = config.redis_target().is_none();
+    if embedded && mode != Mode::Serve {
+        bail!("the embedded engine keeps its queue in-process: run `stampede serve`, or set STAMPEDE_REDIS_URL (or STAMPEDE_REDIS_CLUSTER)");
     }
     if config.jwt_secret.is_none() {
         tracing::warn!("STAMPEDE_JWT_SECRET is not set: using the DEVELOPMENT secret {DEV_JWT_SECRET:?}; anyone can mint user tokens");
@@ -267,7 +277,7 @@ pub async fn start_with_clock(
     let worker_stop = CancellationToken::new();
     let worker = if mode != Mode::Api {
         let cfg = WorkerConfig {
-            consumers: if config.redis_url.is_some() {
+            consumers: if !embedded {
                 config.worker_consumers
             } else {
                 1
@@ -275,7 +285,7 @@ pub async fn start_with_clock(
             batch_size: config.worker_batch,
             reclaim_idle: Duration::from_millis(config.reclaim_idle_ms),
             reclaim_every: Duration::from_millis(config.reclaim_idle_ms.clamp(100, 5_000)),
-            drain_on_shutdown: config.redis_url.is_none(),
+            drain_on_shutdown: embedded,
             poison_attempts: config.poison_attempts,
             claim_lists: engine.claim_lists.clone(),
             ..WorkerConfig::default()

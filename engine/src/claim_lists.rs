@@ -17,11 +17,11 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::claim::{Claim, ClaimEvent};
 use crate::error::Result;
+use crate::redis_conn::RedisConn;
 use crate::store::keys;
 
 /// Claims the cached page holds: the contract's default page size.
@@ -35,7 +35,7 @@ pub const PUSH_LUA: &str = include_str!("../../lua/claim_list_push.lua");
 
 #[derive(Clone)]
 pub struct ClaimLists {
-    conn: ConnectionManager,
+    conn: RedisConn,
     fill: Script,
     push: Script,
 }
@@ -60,7 +60,7 @@ fn parse_member(m: &str) -> Option<Claim> {
 }
 
 impl ClaimLists {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: RedisConn) -> Self {
         ClaimLists {
             conn,
             fill: Script::new(FILL_LUA),
@@ -97,11 +97,26 @@ impl ClaimLists {
         Ok(())
     }
 
-    /// Adds persisted claims to their users' cached pages (the worker, after a commit).
+    /// Adds persisted claims to their users' cached pages (the worker, after a commit):
+    /// one pipeline on one Redis; on a cluster, where users' pages live in different
+    /// slots, one script call per user, all at once.
     pub async fn push(&self, claims: &[Claim]) -> Result<()> {
         let mut by_user: BTreeMap<&str, Vec<&Claim>> = BTreeMap::new();
         for c in claims {
             by_user.entry(&c.user_id).or_default().push(c);
+        }
+        if self.conn.is_cluster() {
+            let calls = by_user.iter().map(|(user, claims)| {
+                let mut inv = self.push.key(keys::user_claims(user));
+                inv.arg(FIRST_PAGE);
+                for c in claims {
+                    inv.arg(c.accepted_at_ms).arg(member(c));
+                }
+                let mut conn = self.conn.clone();
+                async move { inv.invoke_async::<i64>(&mut conn).await }
+            });
+            futures::future::try_join_all(calls).await?;
+            return Ok(());
         }
         let mut pipe = redis::pipe();
         // EVALSHA in a pipeline is not retried on NOSCRIPT: load the script first.

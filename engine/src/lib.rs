@@ -36,6 +36,7 @@ pub mod queue;
 pub mod rebuild;
 pub mod reconcile;
 pub mod red_packet;
+pub mod redis_conn;
 pub mod request_id;
 pub mod service;
 pub mod signals;

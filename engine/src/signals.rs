@@ -2,15 +2,19 @@
 //! sold out, or got stock back, or the blocklist changed. Fire-and-forget: an instance that misses one (its
 //! subscription was reconnecting) learns the same from the store within the sold-out
 //! flag's TTL (see [`crate::sold_out`]).
+//!
+//! On a Redis Cluster a plain `PUBLISH` reaches the subscribers of every node (the
+//! cluster bus carries it), so a listener subscribes on any one node and, when that
+//! node goes away, on the next seed node.
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use crate::error::Result;
+use crate::redis_conn::{RedisConn, RedisTarget};
 
 /// The pub/sub channel every api instance subscribes to.
 pub const CHANNEL: &str = "stampede:signals";
@@ -59,16 +63,13 @@ pub trait SignalSink: Send + Sync {
 /// (a subscribed connection can do nothing else).
 #[derive(Clone)]
 pub struct RedisSignals {
-    url: String,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConn,
 }
 
 impl RedisSignals {
-    pub fn new(url: &str, conn: ConnectionManager) -> Self {
-        RedisSignals {
-            url: url.to_string(),
-            conn,
-        }
+    pub fn new(target: RedisTarget, conn: RedisConn) -> Self {
+        RedisSignals { target, conn }
     }
 
     pub async fn publish(&self, signal: Signal) -> Result<()> {
@@ -80,10 +81,14 @@ impl RedisSignals {
     /// Hands every signal published to `sink`, from a task that subscribes again (after
     /// a second) whenever its connection fails. It ends once the sink is gone.
     pub fn listen(&self, sink: Weak<dyn SignalSink>) -> tokio::task::JoinHandle<()> {
-        let url = self.url.clone();
+        let urls = self.target.subscribe_urls();
         tokio::spawn(async move {
+            // The node to subscribe on next: the following one after a failure.
+            let mut next = 0;
             while sink.strong_count() > 0 {
-                match subscribe(&url).await {
+                let url = &urls[next % urls.len()];
+                next += 1;
+                match subscribe(url).await {
                     Ok(mut messages) => loop {
                         let next = tokio::time::timeout(SINK_CHECK, messages.next()).await;
                         let Some(sink) = sink.upgrade() else { return };

@@ -1,5 +1,6 @@
-//! The store conformance suite: every test runs against the in-process store and the
-//! Redis store (on a redis-server of its own), which must behave the same.
+//! The store conformance suite: every test runs against the in-process store, the
+//! Redis store on a redis-server of its own, and the Redis store on a Redis Cluster of
+//! its own (3 masters, 3 replicas), which must all behave the same.
 //! Each invariant of design.md that lives in the store has a test here that would
 //! catch its breach: no oversell, the per-user limit, no gap between deduct and
 //! enqueue (the queue holds exactly the accepted claims), red packets adding up.
@@ -18,8 +19,9 @@ use stampede_engine::rebuild::live_state;
 use stampede_engine::request_id::RequestId;
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
+use stampede_engine::redis_conn::RedisTarget;
 use stampede_engine::store::Store;
-use stampede_engine::testkit::TestRedis;
+use stampede_engine::testkit::{TestCluster, TestRedis};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -28,6 +30,7 @@ struct Harness {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
     _redis: Option<TestRedis>,
+    _cluster: Option<TestCluster>,
 }
 
 async fn memory() -> Harness {
@@ -36,6 +39,7 @@ async fn memory() -> Harness {
         store: Arc::new(MemoryStore::new(q.clone())),
         queue: Arc::new(q),
         _redis: None,
+        _cluster: None,
     }
 }
 
@@ -46,9 +50,36 @@ async fn redis() -> Harness {
         .expect("connect");
     Harness {
         store: Arc::new(RedisStore::new(conn.clone())),
-        queue: Arc::new(RedisQueue::new(&server.url(), Duration::from_secs(2), conn)),
+        queue: Arc::new(RedisQueue::single(&server.url(), Duration::from_secs(2), conn)),
         _redis: Some(server),
+        _cluster: None,
     }
+}
+
+async fn cluster() -> Harness {
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .expect("cluster");
+    let (store, queue) = cluster_store(&cluster).await;
+    Harness {
+        store: Arc::new(store),
+        queue: Arc::new(queue),
+        _redis: None,
+        _cluster: Some(cluster),
+    }
+}
+
+/// A store and a queue on `cluster`, as one api process has them.
+async fn cluster_store(cluster: &TestCluster) -> (RedisStore, RedisQueue) {
+    let target = RedisTarget::Cluster(cluster.seeds());
+    let conn = target
+        .connect(Duration::from_secs(2))
+        .await
+        .expect("connect");
+    (
+        RedisStore::new(conn.clone()),
+        RedisQueue::new(target, Duration::from_secs(2), conn),
+    )
 }
 
 /// Runs one conformance test against both stores.
@@ -62,6 +93,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_redis() {
                 super::$body(super::redis().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_cluster() {
+                super::$body(super::cluster().await).await;
             }
         }
     };
@@ -820,4 +855,113 @@ async fn a_reload_with_a_lower_sequence_by_another_process_is_not_a_rollback() {
             .remaining,
         8
     );
+}
+
+/// Invariant 8: the same claim batch sent twice (as a client library re-sends a call whose
+/// reply it lost) accepts nothing the second time and answers what the first run did,
+/// also for a user whose limit leaves room for more.
+async fn a_repeated_claim_batch_accepts_nothing_twice(store: &RedisStore, h: &Harness) {
+    let c = flash(30, 10, 3);
+    load(h, &c).await;
+    let batch = vec![req("u1", 1), req("u1", 1), req("u2", 2)];
+    let first = store
+        .claim_batch_as(30, NOW, &batch, "batch-1")
+        .await
+        .expect("first run");
+    assert_eq!(accepted(&first).len(), 3);
+    let again = store
+        .claim_batch_as(30, NOW, &batch, "batch-1")
+        .await
+        .expect("the same batch again");
+    assert_eq!(again, first, "the repeat answers the first run's outcomes");
+    let k = store.counters(30).await.expect("counters").expect("state");
+    assert_eq!((k.claims, k.sold, k.remaining), (3, 4, 6), "nothing decided twice");
+    assert_eq!(h.queue.backlog(30).await.expect("backlog"), 3, "nothing queued twice");
+    let u1 = store.user_record(30, "u1").await.expect("record").expect("u1");
+    assert_eq!(u1.held, 2);
+    // Another batch id is another batch: u1 may take the one unit left of the limit.
+    let other = store
+        .claim_batch_as(30, NOW, &[req("u1", 1), req("u1", 1)], "batch-2")
+        .await
+        .expect("another batch");
+    assert_eq!(accepted(&other).len(), 1);
+    assert!(matches!(other[1], ClaimOutcome::AlreadyClaimed(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_claim_batch_accepts_nothing_twice_on_redis() {
+    let server = TestRedis::start();
+    let store = process_on(&server).await;
+    let h = Harness {
+        store: Arc::new(store.clone()),
+        queue: Arc::new(RedisQueue::single(
+            &server.url(),
+            Duration::from_secs(2),
+            connect(&server.url(), Duration::from_secs(2))
+                .await
+                .expect("connect"),
+        )),
+        _redis: None,
+        _cluster: None,
+    };
+    a_repeated_claim_batch_accepts_nothing_twice(&store, &h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_claim_batch_accepts_nothing_twice_on_cluster() {
+    let h = cluster().await;
+    let (store, _) = cluster_store(h._cluster.as_ref().expect("cluster")).await;
+    a_repeated_claim_batch_accepts_nothing_twice(&store, &h).await;
+}
+
+/// Invariant 8 for loads: a chunk of red packets re-sent under the same load id is not
+/// appended twice (a campaign would otherwise hand out more than its total).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_packet_chunk_is_loaded_once() {
+    use redis::AsyncCommands;
+    use stampede_engine::store::keys;
+    use stampede_engine::store::redis::LOAD_PACKETS_LUA;
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .expect("cluster");
+    let mut conn = RedisTarget::Cluster(cluster.seeds())
+        .connect(Duration::from_secs(2))
+        .await
+        .expect("connect");
+    let script = redis::Script::new(LOAD_PACKETS_LUA);
+    for (chunk, expect) in [(1, 1), (1, 0), (2, 1), (2, 0), (1, 0)] {
+        let appended: i64 = script
+            .key(keys::packets(31))
+            .key(keys::loading(31))
+            .arg("load-1")
+            .arg(chunk)
+            .arg(format!("{chunk}:10"))
+            .arg(format!("{chunk}:20"))
+            .invoke_async(&mut conn)
+            .await
+            .expect("load chunk");
+        assert_eq!(appended, expect, "chunk {chunk}");
+    }
+    let len: u64 = conn.llen(keys::packets(31)).await.expect("llen");
+    assert_eq!(len, 4, "two chunks of two packets, each once");
+}
+
+/// The script cache is not replicated: a promoted replica answers NOSCRIPT. The store
+/// loads the script again on the node the campaign's key routes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_script_is_reloaded_after_a_script_flush_on_every_cluster_node() {
+    let h = cluster().await;
+    load(&h, &flash(32, 5, 1)).await;
+    assert!(matches!(
+        h.store.claim(32, NOW, req("a", 1)).await.expect("claim"),
+        ClaimOutcome::Accepted(_)
+    ));
+    let cluster = h._cluster.as_ref().expect("cluster");
+    for port in cluster.masters() {
+        assert_eq!(cluster.cli(port, &["script", "flush"]).trim(), "OK");
+    }
+    assert!(matches!(
+        h.store.claim(32, NOW, req("b", 1)).await.expect("claim after NOSCRIPT"),
+        ClaimOutcome::Accepted(_)
+    ));
 }

@@ -13,7 +13,7 @@ use stampede_api::config::{Config, LogFormat};
 use stampede_api::startup::{self, Mode, Running};
 use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
-use stampede_engine::testkit::{TestPg, TestRedis, TestSqlite};
+use stampede_engine::testkit::{TestCluster, TestPg, TestRedis, TestSqlite};
 
 /// `stampede serve` (the real binary) on `port`, over the test's database, with the
 /// test secrets; the caller adds its own settings and spawns it.
@@ -27,6 +27,79 @@ pub fn serve_command(config: &Config, port: u16) -> std::process::Command {
     cmd
 }
 
+/// A `stampede` process (`api`, `worker` or `serve`) over the test's Redis (or cluster)
+/// and database, SIGKILLed when dropped so a failing test leaves none behind.
+pub struct Process {
+    pub child: std::process::Child,
+    /// The HTTP address, for the modes that serve.
+    pub addr: Option<SocketAddr>,
+}
+
+impl Process {
+    /// Starts `stampede MODE` with `extra` settings and, when it serves, waits until
+    /// `/healthz` answers.
+    pub async fn start(config: &Config, mode: &str, extra: &[(&str, &str)]) -> Process {
+        let port = stampede_engine::testkit::free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"));
+        cmd.arg(mode)
+            .env("STAMPEDE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("STAMPEDE_DATABASE_URL", &config.database_url)
+            .env("STAMPEDE_JWT_SECRET", JWT_SECRET)
+            .env("STAMPEDE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("STAMPEDE_USER_RATE", "0")
+            .env("STAMPEDE_RECLAIM_IDLE_MS", "2000")
+            .env("RUST_LOG", "warn");
+        if let Some(url) = &config.redis_url {
+            cmd.env("STAMPEDE_REDIS_URL", url);
+        }
+        if let Some(seeds) = &config.redis_cluster {
+            cmd.env("STAMPEDE_REDIS_CLUSTER", seeds);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn stampede");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let serves = mode != "worker";
+        let p = Process {
+            child,
+            addr: serves.then_some(addr),
+        };
+        if serves {
+            let http = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let up = http
+                    .get(format!("http://{addr}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                if up {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "stampede {mode} did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        p
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -36,11 +109,14 @@ pub enum Backend {
     Redis,
     /// In-process store and queue, SQLite.
     Embedded,
+    /// A Redis Cluster of the test's own (3 masters, 3 replicas), PostgreSQL.
+    Cluster,
 }
 
 /// The databases and servers a test owns; dropped after the app.
 pub struct Deps {
     pub redis: Option<TestRedis>,
+    pub cluster: Option<TestCluster>,
     pub pg: Option<TestPg>,
     pub sqlite: Option<TestSqlite>,
 }
@@ -50,13 +126,25 @@ impl Deps {
         match backend {
             Backend::Redis => Deps {
                 redis: Some(TestRedis::start()),
+                cluster: None,
                 pg: Some(TestPg::create().await),
                 sqlite: None,
             },
             Backend::Embedded => Deps {
                 redis: None,
+                cluster: None,
                 pg: None,
                 sqlite: Some(TestSqlite::create()),
+            },
+            Backend::Cluster => Deps {
+                redis: None,
+                cluster: Some(
+                    tokio::task::spawn_blocking(TestCluster::start)
+                        .await
+                        .expect("cluster"),
+                ),
+                pg: Some(TestPg::create().await),
+                sqlite: None,
             },
         }
     }
@@ -65,6 +153,7 @@ impl Deps {
         Config {
             listen: "127.0.0.1:0".into(),
             redis_url: self.redis.as_ref().map(TestRedis::url),
+            redis_cluster: self.cluster.as_ref().map(TestCluster::seeds_env),
             database_url: match (&self.pg, &self.sqlite) {
                 (Some(pg), _) => pg.url(),
                 (_, Some(s)) => s.url(),
@@ -155,6 +244,19 @@ impl TestApp {
                 .expect("client"),
             auth: Auth::new(JWT_SECRET, ADMIN_TOKEN),
             running: Some(running),
+        }
+    }
+
+    /// A client of an engine that runs elsewhere (a `stampede api` process) at `addr`.
+    pub fn external(addr: SocketAddr) -> TestApp {
+        TestApp {
+            addr,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("client"),
+            auth: Auth::new(JWT_SECRET, ADMIN_TOKEN),
+            running: None,
         }
     }
 

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let baseline_rps = baseline(pool, args.claims, args.consumers).await?;
 
     let conn = connect(&redis.url(), Duration::from_secs(5)).await?;
-    let queue = Arc::new(RedisQueue::new(
+    let queue = Arc::new(RedisQueue::single(
         &redis.url(),
         Duration::from_secs(5),
         conn.clone(),

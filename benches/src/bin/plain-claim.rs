@@ -10,7 +10,7 @@ use axum::Router;
 use redis::aio::MultiplexedConnection;
 use redis::Script;
 use stampede_engine::store::keys;
-use stampede_engine::store::redis::CLAIM_LUA;
+use stampede_engine::store::redis::{BATCH_REPLY_TTL_MS, CLAIM_LUA};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,6 +30,7 @@ async fn claim(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
+    let batch = format!("{:016x}", rand::random::<u64>());
     let mut conn = app.conn.clone();
     let reply: redis::RedisResult<Vec<String>> = app
         .script
@@ -37,10 +38,13 @@ async fn claim(
         .key(keys::users(app.campaign))
         .key(keys::packets(app.campaign))
         .key(keys::stream(app.campaign))
+        .key(keys::batch(app.campaign, &batch))
         .arg(now)
         .arg(app.campaign)
         .arg("") // no rollback floor (gen)
         .arg(0) // no rollback floor (seq)
+        .arg(&batch) // the batch id, as every store call sends (invariant 8)
+        .arg(BATCH_REPLY_TTL_MS)
         .arg(user)
         .arg(1)
         .arg("") // no request id

@@ -11,7 +11,16 @@
 //!
 //! Each consumer has its own connection: `XREADGROUP BLOCK` holds a connection while
 //! it waits, which would stall everything pipelined behind it on a shared one.
-//! Streams are discovered from the `stampede:streams` set, re-read every second.
+//! Streams are discovered from the `stampede:streams` set, re-read every second (it is
+//! written by the campaign's load with a plain `SADD`, never from a script, so it works on
+//! a cluster too).
+//!
+//! On one Redis a consumer reads every stream in one blocking `XREADGROUP`. On a cluster
+//! the streams live in different slots, and a read of several would be refused
+//! (CROSSSLOT): the consumer reads each stream with its own non-blocking `XREADGROUP`,
+//! all at once (one round trip per node), and when every stream is empty waits before
+//! the next round, from [`IDLE_WAIT_MIN`] doubling up to the fetch's block time, so an
+//! idle worker costs a few commands a second and a busy one never waits.
 //! An entry that cannot be read, or that the database keeps refusing, is moved to the
 //! campaign's dead-letter stream (`{c:ID}:dead`, `lua/dead_letter.lua`) so it cannot
 //! block the rest; `lua/replay.lua` moves dead letters back.
@@ -19,13 +28,13 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
 use super::{Consumer, DeadLetter, Delivery, Queue};
 use crate::claim::ClaimEvent;
 use crate::error::Result;
+use crate::redis_conn::{RedisConn, RedisTarget};
 use crate::store::keys;
 
 /// The ack script, embedded at build time.
@@ -37,34 +46,81 @@ pub const REPLAY_LUA: &str = include_str!("../../../lua/replay.lua");
 
 /// How often a consumer re-reads the set of streams.
 const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
+/// On a cluster, the first wait after a round of reads that found nothing.
+const IDLE_WAIT_MIN: Duration = Duration::from_millis(2);
 
 pub struct RedisQueue {
-    url: String,
+    target: RedisTarget,
     /// Bounds every call except the blocking read (which adds its block time).
     timeout: Duration,
     /// For the non-blocking calls: backlog and dead-letter counts.
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// Replicas that must hold the entries a consumer read before it hands them to the
+    /// worker (see [`RedisQueue::with_wait_replicas`]); 0: none.
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 impl RedisQueue {
-    pub fn new(url: &str, timeout: Duration, conn: ConnectionManager) -> Self {
+    pub fn new(target: RedisTarget, timeout: Duration, conn: RedisConn) -> Self {
         RedisQueue {
-            url: url.to_string(),
+            target,
             timeout,
             conn,
+            wait_replicas: 0,
+            wait_timeout: Duration::ZERO,
         }
     }
+
+    /// Consumers hand entries to the worker only once `replicas` replicas hold them
+    /// (`WAIT` after the read: the read is a write, so its replication offset covers
+    /// every entry it returned). Without it a worker could persist a claim that a
+    /// failover then loses from Redis, and the claim id would be handed out again to
+    /// another claim, which the database's unique key would then drop.
+    pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// The queue on one Redis at `url`.
+    pub fn single(url: &str, timeout: Duration, conn: RedisConn) -> Self {
+        Self::new(RedisTarget::Single(url.to_string()), timeout, conn)
+    }
+}
+
+/// The lengths of `streams`: one pipeline on one Redis, one command per stream (all at
+/// once) on a cluster, where they live in different slots.
+async fn stream_lengths(conn: &RedisConn, streams: &[String]) -> Result<Vec<u64>> {
+    if conn.is_cluster() {
+        let lens = futures::future::try_join_all(streams.iter().map(|s| {
+            let mut conn = conn.clone();
+            async move { conn.xlen::<_, u64>(s).await }
+        }))
+        .await?;
+        return Ok(lens);
+    }
+    let mut pipe = redis::pipe();
+    for s in streams {
+        pipe.xlen(s);
+    }
+    Ok(pipe.query_async(&mut conn.clone()).await?)
 }
 
 #[async_trait]
 impl Queue for RedisQueue {
     async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>> {
         // The blocking read waits up to its block time, so its connection allows more.
-        let conn =
-            crate::store::redis::connect(&self.url, self.timeout + Duration::from_secs(5)).await?;
+        let conn = self
+            .target
+            .connect(self.timeout + Duration::from_secs(5))
+            .await?;
         Ok(Box::new(RedisConsumer {
             name: name.to_string(),
             conn,
+            idle_wait: IDLE_WAIT_MIN,
+            wait_replicas: self.wait_replicas,
+            wait_timeout: self.wait_timeout,
             ack: Script::new(ACK_LUA),
             dead_letter: Script::new(DEAD_LETTER_LUA),
             streams: Vec::new(),
@@ -80,12 +136,7 @@ impl Queue for RedisQueue {
     async fn total_backlog(&self) -> Result<u64> {
         let mut conn = self.conn.clone();
         let streams: Vec<String> = conn.smembers(keys::STREAMS).await?;
-        let mut pipe = redis::pipe();
-        for s in &streams {
-            pipe.xlen(s);
-        }
-        let lens: Vec<u64> = pipe.query_async(&mut conn).await?;
-        Ok(lens.iter().sum())
+        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
     }
 
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
@@ -115,10 +166,14 @@ impl Queue for RedisQueue {
 
     async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
         let mut conn = self.conn.clone();
+        let replay_id = format!("{:016x}", rand::random::<u64>());
         let moved: u64 = Script::new(REPLAY_LUA)
             .key(keys::dead_letters(campaign_id))
             .key(keys::stream(campaign_id))
+            .key(keys::replay(campaign_id, &replay_id))
             .arg(limit)
+            .arg(&replay_id)
+            .arg(crate::store::redis::BATCH_REPLY_TTL_MS)
             .invoke_async(&mut conn)
             .await?;
         Ok(moved)
@@ -127,7 +182,12 @@ impl Queue for RedisQueue {
 
 struct RedisConsumer {
     name: String,
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// On a cluster: how long to wait after the next round of reads that finds nothing.
+    idle_wait: Duration,
+    /// See [`RedisQueue::with_wait_replicas`].
+    wait_replicas: u32,
+    wait_timeout: Duration,
     ack: Script,
     dead_letter: Script,
     /// The stream keys this consumer reads, refreshed every [`DISCOVERY_EVERY`].
@@ -203,6 +263,79 @@ impl RedisConsumer {
         Ok(())
     }
 
+    /// With `wait_replicas`, waits until that many replicas hold what this consumer read
+    /// of `stream` (see [`RedisQueue::with_wait_replicas`]). When fewer confirm, the
+    /// entries stay pending with this consumer and are reclaimed (and waited for again)
+    /// after the reclaim idle time.
+    async fn replicated(&mut self, stream: &str) -> Result<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let confirmed = self
+            .conn
+            .wait_replicas(stream, self.wait_replicas, self.wait_timeout)
+            .await?;
+        if confirmed < self.wait_replicas {
+            return Err(crate::error::EngineError::Unreachable(format!(
+                "{confirmed} of {} replicas hold the claim events read",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
+    }
+
+    /// One Redis: every stream in one blocking read.
+    async fn read_all(
+        &mut self,
+        max: usize,
+        block: Duration,
+    ) -> redis::RedisResult<Vec<redis::streams::StreamKey>> {
+        let opts = StreamReadOptions::default()
+            .group(keys::GROUP, &self.name)
+            .count(max)
+            .block(block.as_millis() as usize);
+        let ids: Vec<&str> = self.streams.iter().map(|_| ">").collect();
+        let reply: Option<StreamReadReply> =
+            self.conn.xread_options(&self.streams, &ids, &opts).await?;
+        Ok(reply.map(|r| r.keys).unwrap_or_default())
+    }
+
+    /// A cluster: one non-blocking read per stream, all at once; when all are empty, a
+    /// wait that doubles round after round up to `block` (see the module's note).
+    async fn read_each(
+        &mut self,
+        max: usize,
+        block: Duration,
+    ) -> redis::RedisResult<Vec<redis::streams::StreamKey>> {
+        // Share `max` between the streams, so one fetch stays about one batch.
+        let count = max.div_ceil(self.streams.len()).max(1);
+        let name = self.name.as_str();
+        let reads = self.streams.iter().map(|s| {
+            let mut conn = self.conn.clone();
+            let opts = StreamReadOptions::default()
+                .group(keys::GROUP, name)
+                .count(count);
+            async move {
+                conn.xread_options::<_, _, Option<StreamReadReply>>(&[s], &[">"], &opts)
+                    .await
+            }
+        });
+        let keys: Vec<_> = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.keys)
+            .filter(|k| !k.ids.is_empty())
+            .collect();
+        if keys.is_empty() {
+            tokio::time::sleep(self.idle_wait.min(block)).await;
+            self.idle_wait = (self.idle_wait * 2).min(block.max(IDLE_WAIT_MIN));
+        } else {
+            self.idle_wait = IDLE_WAIT_MIN;
+        }
+        Ok(keys)
+    }
+
     async fn ensure_groups(&mut self) -> Result<()> {
         for s in self.streams.clone() {
             let r: redis::RedisResult<()> =
@@ -229,15 +362,13 @@ impl Consumer for RedisConsumer {
             tokio::time::sleep(block).await;
             return Ok(Vec::new());
         }
-        let opts = StreamReadOptions::default()
-            .group(keys::GROUP, &self.name)
-            .count(max)
-            .block(block.as_millis() as usize);
-        let ids: Vec<&str> = self.streams.iter().map(|_| ">").collect();
-        let reply: redis::RedisResult<Option<StreamReadReply>> =
-            self.conn.xread_options(&self.streams, &ids, &opts).await;
-        let reply = match reply {
-            Ok(r) => r,
+        let read = if self.conn.is_cluster() {
+            self.read_each(max, block).await
+        } else {
+            self.read_all(max, block).await
+        };
+        let keys = match read {
+            Ok(keys) => keys,
             Err(e) if e.code() == Some("NOGROUP") => {
                 // A stream lost its group (Redis lost its data): recreate and read next time.
                 self.ensure_groups().await?;
@@ -245,8 +376,11 @@ impl Consumer for RedisConsumer {
             }
             Err(e) => return Err(e.into()),
         };
+        for key in keys.iter().filter(|k| !k.ids.is_empty()) {
+            self.replicated(&key.key).await?;
+        }
         let mut out = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
+        for key in keys {
             let mut batch = self.deliveries(&key.key, key.ids).await?;
             out.append(&mut batch);
         }
@@ -282,6 +416,9 @@ impl Consumer for RedisConsumer {
                 };
                 if !reply.claimed.is_empty() {
                     tracing::warn!(stream, n = reply.claimed.len(), consumer = %self.name, "reclaimed pending claim events");
+                }
+                if !reply.claimed.is_empty() {
+                    self.replicated(&stream).await?;
                 }
                 let mut batch = self.deliveries(&stream, reply.claimed).await?;
                 out.append(&mut batch);

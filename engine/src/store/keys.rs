@@ -1,8 +1,10 @@
 //! Every Redis key Stampede uses, in one place.
 //!
-//! A campaign's keys all carry its hash tag `{c:ID}`, so the claim script's keys share
-//! one slot and Redis Cluster runs it unchanged. The only key without a campaign tag is
-//! the registry of claim streams the workers read.
+//! A campaign's keys all carry its hash tag `{c:ID}`, so every script's keys share one
+//! slot and Redis Cluster runs it unchanged (`engine/tests/key_slots.rs` proves it for
+//! every script). A user's keys carry `{u:ID}`. The only untagged keys are the registry
+//! of claim streams the workers read ([`STREAMS`], written and read by plain commands,
+//! never from a script) and the pub/sub channel (`crate::signals::CHANNEL`).
 
 /// Hash: the campaign's rules and live counters. Fields: `kind` (`f` flash sale, `r`
 /// red packet), `limit`, `starts`, `ends` (unix ms), `remaining`, `claims`, `sold`,
@@ -37,6 +39,24 @@ pub fn dead_letters(campaign_id: u64) -> String {
 /// String: held while a rebuild of the campaign's live state runs (expires on its own).
 pub fn rebuild_lock(campaign_id: u64) -> String {
     format!("{{c:{campaign_id}}}:rebuild")
+}
+
+/// String: the reply of one claim batch, kept briefly so that the same batch re-sent by
+/// the client library is answered again instead of deciding twice (`lua/claim.lua`).
+pub fn batch(campaign_id: u64, batch_id: &str) -> String {
+    format!("{{c:{campaign_id}}}:batch:{batch_id}")
+}
+
+/// String: the answer of one dead-letter replay (`lua/replay.lua`), kept briefly for a
+/// re-sent call.
+pub fn replay(campaign_id: u64, replay_id: &str) -> String {
+    format!("{{c:{campaign_id}}}:replay:{replay_id}")
+}
+
+/// Hash: load id -> the last chunk of red packets that load appended
+/// (`lua/load_packets.lua`), so a re-sent chunk is not appended twice.
+pub fn loading(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:loading")
 }
 
 /// The campaign id in a stream key made by [`stream`].

@@ -1,10 +1,16 @@
 //! The Redis store: the claim step is `lua/claim.lua`, run with EVALSHA (redis-rs
-//! `Script` reloads it on NOSCRIPT) over one multiplexed connection.
+//! `Script` reloads it on NOSCRIPT, as after a failover to a replica whose script cache
+//! is empty) over one multiplexed connection per node.
 //!
-//! The connection is a `ConnectionManager`: requests from every api task are pipelined
-//! on one socket, and when Redis goes away it reconnects in the background while calls
-//! fail fast. Every call is bounded by the response timeout, so a slow or dead Redis
-//! turns into an error within that time, never a hang.
+//! The connection is a [`RedisConn`]: one Redis (a `ConnectionManager`) or a Redis
+//! Cluster, where each campaign's keys live in its hash tag's slot. Requests from every
+//! api task are pipelined on one socket per node; when a node goes away the connection
+//! reconnects while calls fail fast. Every call is bounded by the response timeout, so a
+//! slow or dead Redis turns into an error within that time, never a hang.
+//!
+//! Every state-changing call is safe to be re-sent by the client library (invariant 8):
+//! claim batches carry a batch id whose reply the script keeps, red packets are loaded in
+//! numbered chunks, and the other scripts and commands give the same result twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +18,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{
@@ -22,6 +27,7 @@ use super::{
 use crate::campaign::{CampaignKind, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::{EngineError, Result};
+use crate::redis_conn::{RedisConn, RedisTarget};
 use crate::signin::{Month, SigninRecord};
 
 /// The claim script, embedded at build time.
@@ -30,21 +36,26 @@ pub const CLAIM_LUA: &str = include_str!("../../../lua/claim.lua");
 pub const SIGNIN_LUA: &str = include_str!("../../../lua/signin.lua");
 /// The close script, embedded at build time.
 pub const CLOSE_LUA: &str = include_str!("../../../lua/close.lua");
+/// The red-packet loading script, embedded at build time.
+pub const LOAD_PACKETS_LUA: &str = include_str!("../../../lua/load_packets.lua");
 
-/// How many list or hash entries one command of a load carries.
+/// How many hash entries one command of a load carries.
 const LOAD_CHUNK: usize = 10_000;
+/// How many red packets one `lua/load_packets.lua` call appends (Lua's `unpack` takes
+/// at most about 8,000 values).
+const PACKET_CHUNK: usize = 5_000;
+/// How long a claim batch's reply is kept for a re-sent call of the same batch, ms: far
+/// longer than the client library retries (a few response timeouts).
+pub const BATCH_REPLY_TTL_MS: u64 = 60_000;
 
-/// Connects a `ConnectionManager` whose every call is bounded by `timeout`.
-pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        // One quick retry, then fail: the caller answers 503 and the next request
-        // tries again; the manager keeps reconnecting in the background.
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(200));
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+/// Connects to one Redis at `url`; every call is bounded by `timeout`.
+pub async fn connect(url: &str, timeout: Duration) -> Result<RedisConn> {
+    RedisTarget::Single(url.to_string()).connect(timeout).await
+}
+
+/// A fresh random id (16 hex digits) for a batch or a load.
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// The highest claim sequence number this process has seen a campaign's state reach,
@@ -58,12 +69,13 @@ struct SeqFloor {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     /// Campaign id -> the floor this process holds for it.
     floors: Arc<Mutex<HashMap<u64, SeqFloor>>>,
     claim: Script,
     close: Script,
     signin: Script,
+    load_packets: Script,
     /// Replicas that must confirm a claim batch (`WAIT`) before it is answered, and how
     /// long to wait for them; 0: answer at once.
     wait_replicas: u32,
@@ -71,13 +83,14 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: RedisConn) -> Self {
         RedisStore {
             conn,
             floors: Arc::default(),
             claim: Script::new(CLAIM_LUA),
             close: Script::new(CLOSE_LUA),
             signin: Script::new(SIGNIN_LUA),
+            load_packets: Script::new(LOAD_PACKETS_LUA),
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
         }
@@ -94,11 +107,15 @@ impl RedisStore {
         self
     }
 
-    async fn wait_for_replicas(&self, conn: &mut ConnectionManager) -> Result<()> {
-        let confirmed: u32 = redis::cmd("WAIT")
-            .arg(self.wait_replicas)
-            .arg(self.wait_timeout.as_millis().max(1) as u64)
-            .query_async(conn)
+    /// Waits for the replicas of the master that holds the campaign's slot.
+    async fn wait_for_replicas(&self, campaign_id: u64) -> Result<()> {
+        let confirmed = self
+            .conn
+            .wait_replicas(
+                &keys::state(campaign_id),
+                self.wait_replicas,
+                self.wait_timeout,
+            )
             .await?;
         if confirmed < self.wait_replicas {
             metrics::counter!("stampede_claims_unreplicated_total").increment(1);
@@ -122,22 +139,123 @@ impl RedisStore {
         }
     }
 
-    /// Whether Redis keeps an append-only file (`INFO persistence`), `None` when it does
-    /// not say within a second (managed services may restrict INFO).
+    /// Whether Redis (every master of a cluster) keeps an append-only file (`INFO
+    /// persistence`), `None` when it does not say within a second (managed services may
+    /// restrict INFO).
     pub async fn append_only(&self) -> Option<bool> {
-        let mut conn = self.conn.clone();
-        let info = tokio::time::timeout(
+        let infos = tokio::time::timeout(
             Duration::from_secs(1),
-            redis::cmd("INFO")
-                .arg("persistence")
-                .query_async::<String>(&mut conn),
+            self.conn.info_of_masters("persistence"),
         )
         .await
         .ok()?
         .ok()?;
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix("aof_enabled:"))
-            .map(|v| v == "1")
+        let mut all = true;
+        for info in &infos {
+            let on = info
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("aof_enabled:"))
+                .map(|v| v == "1")?;
+            all &= on;
+        }
+        Some(all && !infos.is_empty())
+    }
+
+    /// The claim step for `requests` as the batch `batch_id`: a call with a batch id
+    /// already run answers that run's reply again and decides nothing (invariant 8).
+    /// [`Store::claim_batch`] gives every call a fresh id; tests pass one twice on purpose.
+    pub async fn claim_batch_as(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        requests: &[ClaimRequest],
+        batch_id: &str,
+    ) -> Result<Vec<ClaimOutcome>> {
+        let mut inv = self.claim.prepare_invoke();
+        inv.key(keys::state(campaign_id))
+            .key(keys::users(campaign_id))
+            .key(keys::packets(campaign_id))
+            .key(keys::stream(campaign_id))
+            .key(keys::batch(campaign_id, batch_id))
+            .arg(now_ms)
+            .arg(campaign_id);
+        let floor = self
+            .floors
+            .lock()
+            .get(&campaign_id)
+            .cloned()
+            .unwrap_or_default();
+        inv.arg(&floor.gen)
+            .arg(floor.seq)
+            .arg(batch_id)
+            .arg(BATCH_REPLY_TTL_MS);
+        for r in requests {
+            inv.arg(&r.user_id)
+                .arg(r.quantity)
+                .arg(r.request_id.as_ref().map_or("", |id| id.as_str()));
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
+        match reply.first().map(String::as_str) {
+            Some("M") => return Ok(vec![ClaimOutcome::Missing; requests.len()]),
+            Some("R") => {
+                metrics::counter!("stampede_store_rollbacks_total").increment(1);
+                tracing::error!(
+                    campaign = campaign_id,
+                    floor = floor.seq,
+                    "the store's live state is older than claims this process saw it accept \
+                     (restored from a snapshot, or a failover lost writes); claims are refused \
+                     until POST /v1/admin/campaigns/{{id}}/rebuild reloads it from the database"
+                );
+                return Ok(vec![ClaimOutcome::Missing; requests.len()]);
+            }
+            _ => {}
+        }
+        if reply.len() != 2 + 2 * requests.len() {
+            return Err(EngineError::Store(format!(
+                "claim script returned {} values",
+                reply.len()
+            )));
+        }
+        let seen = SeqFloor {
+            gen: reply[0].clone(),
+            seq: reply[1]
+                .parse()
+                .map_err(|_| EngineError::Store(format!("claim script seq {:?}", reply[1])))?,
+        };
+        let reply = &reply[2..];
+        let holds_claims = reply.chunks(2).any(|p| p[0] == "A" || p[0] == "D");
+        if self.wait_replicas > 0 && holds_claims {
+            self.wait_for_replicas(campaign_id).await?;
+        }
+        // Only what the replicas confirmed raises the floor: a failover to a replica that
+        // missed an unconfirmed batch (answered 503) is not a rollback of anything answered.
+        self.raise_floor(campaign_id, seen);
+        requests
+            .iter()
+            .zip(reply.chunks(2))
+            .map(|(r, pair)| {
+                Ok(match pair[0].as_str() {
+                    "A" => ClaimOutcome::Accepted(
+                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
+                    ),
+                    "D" => ClaimOutcome::AlreadyClaimed(
+                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
+                    ),
+                    "L" => ClaimOutcome::OverLimit {
+                        may_take: pair[1].parse().unwrap_or(0),
+                    },
+                    "S" => ClaimOutcome::SoldOut,
+                    "N" => ClaimOutcome::NotStarted,
+                    "E" => ClaimOutcome::Ended,
+                    other => {
+                        return Err(EngineError::Store(format!(
+                            "claim script answered {other:?}"
+                        )))
+                    }
+                })
+            })
+            .collect()
     }
 }
 
@@ -193,12 +311,16 @@ impl Store for RedisStore {
             .del(&packets_key)
             .query_async(&mut conn)
             .await?;
-        for chunk in state.packets.chunks(LOAD_CHUNK) {
-            let items: Vec<String> = chunk
-                .iter()
-                .map(|p| format!("{}:{}", p.idx, p.amount_cents))
-                .collect();
-            let _: () = conn.rpush(&packets_key, items).await?;
+        // Numbered chunks under a fresh load id: a chunk re-sent after a lost reply is
+        // not appended twice (lua/load_packets.lua).
+        let load_id = random_id();
+        for (n, chunk) in state.packets.chunks(PACKET_CHUNK).enumerate() {
+            let mut inv = self.load_packets.key(&packets_key);
+            inv.key(keys::loading(c.id)).arg(&load_id).arg(n + 1);
+            for p in chunk {
+                inv.arg(format!("{}:{}", p.idx, p.amount_cents));
+            }
+            let _: i64 = inv.invoke_async(&mut conn).await?;
         }
         for chunk in state.users.chunks(LOAD_CHUNK) {
             let items: Vec<(String, String)> = chunk
@@ -222,7 +344,7 @@ impl Store for RedisStore {
             CampaignKind::RedPacket => "r",
         };
         // A new gen for every load: floors seen under an older state do not apply.
-        let gen = format!("{:016x}", rand::random::<u64>());
+        let gen = random_id();
         let fields: [(&str, String); 10] = [
             ("gen", gen),
             ("kind", kind.to_string()),
@@ -246,85 +368,8 @@ impl Store for RedisStore {
         now_ms: i64,
         requests: &[ClaimRequest],
     ) -> Result<Vec<ClaimOutcome>> {
-        let mut inv = self.claim.prepare_invoke();
-        inv.key(keys::state(campaign_id))
-            .key(keys::users(campaign_id))
-            .key(keys::packets(campaign_id))
-            .key(keys::stream(campaign_id))
-            .arg(now_ms)
-            .arg(campaign_id);
-        let floor = self
-            .floors
-            .lock()
-            .get(&campaign_id)
-            .cloned()
-            .unwrap_or_default();
-        inv.arg(&floor.gen).arg(floor.seq);
-        for r in requests {
-            inv.arg(&r.user_id)
-                .arg(r.quantity)
-                .arg(r.request_id.as_ref().map_or("", |id| id.as_str()));
-        }
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
-        match reply.first().map(String::as_str) {
-            Some("M") => return Ok(vec![ClaimOutcome::Missing; requests.len()]),
-            Some("R") => {
-                metrics::counter!("stampede_store_rollbacks_total").increment(1);
-                tracing::error!(
-                    campaign = campaign_id,
-                    floor = floor.seq,
-                    "the store's live state is older than claims this process saw it accept \
-                     (restored from a snapshot, or a failover lost writes); claims are refused \
-                     until POST /v1/admin/campaigns/{{id}}/rebuild reloads it from the database"
-                );
-                return Ok(vec![ClaimOutcome::Missing; requests.len()]);
-            }
-            _ => {}
-        }
-        if reply.len() != 2 + 2 * requests.len() {
-            return Err(EngineError::Store(format!(
-                "claim script returned {} values",
-                reply.len()
-            )));
-        }
-        let seen = SeqFloor {
-            gen: reply[0].clone(),
-            seq: reply[1]
-                .parse()
-                .map_err(|_| EngineError::Store(format!("claim script seq {:?}", reply[1])))?,
-        };
-        self.raise_floor(campaign_id, seen);
-        let reply = &reply[2..];
-        let holds_claims = reply.chunks(2).any(|p| p[0] == "A" || p[0] == "D");
-        if self.wait_replicas > 0 && holds_claims {
-            self.wait_for_replicas(&mut conn).await?;
-        }
-        requests
-            .iter()
-            .zip(reply.chunks(2))
-            .map(|(r, pair)| {
-                Ok(match pair[0].as_str() {
-                    "A" => ClaimOutcome::Accepted(
-                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
-                    ),
-                    "D" => ClaimOutcome::AlreadyClaimed(
-                        parse_record(campaign_id, &r.user_id, &pair[1])?.last,
-                    ),
-                    "L" => ClaimOutcome::OverLimit {
-                        may_take: pair[1].parse().unwrap_or(0),
-                    },
-                    "S" => ClaimOutcome::SoldOut,
-                    "N" => ClaimOutcome::NotStarted,
-                    "E" => ClaimOutcome::Ended,
-                    other => {
-                        return Err(EngineError::Store(format!(
-                            "claim script answered {other:?}"
-                        )))
-                    }
-                })
-            })
-            .collect()
+        self.claim_batch_as(campaign_id, now_ms, requests, &random_id())
+            .await
     }
 
     async fn counters(&self, campaign_id: u64) -> Result<Option<LiveCounters>> {

@@ -1,10 +1,13 @@
 //! Test support shared by every crate's tests (feature `testkit`): a `redis-server` of
 //! the test's own on a free port, a fresh PostgreSQL database per test, dropped
-//! afterwards, and a [`CutProxy`] to cut either off. Tests never flush or reconfigure
+//! afterwards, a throwaway Redis Cluster ([`TestCluster`]), and a [`CutProxy`] to cut
+//! either off. Tests never flush or reconfigure
 //! the shared instances.
 
+mod cluster;
 mod cut_proxy;
 
+pub use cluster::TestCluster;
 pub use cut_proxy::CutProxy;
 
 use std::net::TcpListener;

@@ -1,0 +1,197 @@
+//! Stampede on a Redis Cluster of the test's own (3 masters, 3 replicas) and PostgreSQL,
+//! with real processes: many `stampede api` and `stampede worker` processes against one
+//! cluster sell exactly the stock and persist it once; a master SIGKILLed in the middle
+//! of a crowd costs 503s for the seconds of the failover and nothing that was answered.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Deps, Process, TestApp};
+use serde_json::{json, Value};
+use stampede_engine::store::keys;
+use tokio::sync::Semaphore;
+
+/// Claims from `users` users, each `per_user` times, spread round-robin over `apps`,
+/// at most 128 at once. Returns (status, body) per claim.
+async fn crowd(apps: &[Arc<TestApp>], campaign: u64, users: usize, per_user: usize) -> Vec<(u16, Value)> {
+    let gate = Arc::new(Semaphore::new(128));
+    let mut tasks = Vec::new();
+    for round in 0..per_user {
+        for u in 0..users {
+            let app = apps[(u + round) % apps.len()].clone();
+            let gate = gate.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire().await.expect("gate");
+                let token = app.token(&format!("user{u}"));
+                app.claim(campaign, &token, None).await
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("claim task"));
+    }
+    out
+}
+
+/// Every persisted claim id of the campaign, checked to be there once each.
+async fn persisted_once(app: &TestApp, campaign: u64) -> Vec<Value> {
+    app.wait_drained(campaign).await;
+    let rows = app.export(campaign).await;
+    let ids: HashSet<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), rows.len(), "no claim is persisted twice");
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_apis_and_two_workers_on_a_cluster_sell_exactly_the_stock_and_persist_it_once() {
+    let deps = Deps::new(Backend::Cluster).await;
+    let config = deps.config();
+    let _workers = [
+        Process::start(&config, "worker", &[]).await,
+        Process::start(&config, "worker", &[]).await,
+    ];
+    let apis = [
+        Process::start(&config, "api", &[]).await,
+        Process::start(&config, "api", &[]).await,
+    ];
+    let apps: Vec<Arc<TestApp>> = apis
+        .iter()
+        .map(|p| Arc::new(TestApp::external(p.addr.expect("serves"))))
+        .collect();
+
+    // A flash sale: 8,000 claims from 4,000 users for 3,000 units, 2 per user.
+    let sale = apps[0]
+        .create(json!({"kind": "flash_sale", "name": "cluster sale", "stock": 3000, "per_user_limit": 2}))
+        .await;
+    let replies = crowd(&apps, sale, 4_000, 2).await;
+    let mut held: HashMap<String, u64> = HashMap::new();
+    let mut accepted = HashSet::new();
+    for (status, body) in &replies {
+        match status {
+            201 => {
+                let claim = &body["claim"];
+                *held.entry(claim["user_id"].as_str().unwrap_or("").into()).or_default() +=
+                    claim["quantity"].as_u64().unwrap_or(0);
+                accepted.insert(claim["id"].as_str().unwrap_or("").to_string());
+            }
+            409 => assert_eq!(body["error"]["code"], "sold_out"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(accepted.len(), 3_000, "exactly the stock is accepted");
+    assert!(held.values().all(|&q| q <= 2), "nobody holds more than 2");
+    let rows = persisted_once(&apps[1], sale).await;
+    let persisted: HashSet<String> = rows
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(persisted, accepted, "every accepted claim is persisted, and only those");
+    for app in &apps {
+        let c = app.admin_get(&format!("/v1/campaigns/{sale}")).await;
+        assert_eq!(c["remaining"], 0);
+    }
+
+    // A red packet: 1,000 packets for 2,000 users; the amounts add up exactly.
+    let packet = apps[1]
+        .create(json!({"kind": "red_packet", "name": "cluster packet", "total_cents": 500_000, "count": 1000}))
+        .await;
+    let replies = crowd(&apps, packet, 2_000, 1).await;
+    let won: Vec<&Value> = replies
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| &b["claim"])
+        .collect();
+    assert_eq!(won.len(), 1_000, "every packet is handed out, once");
+    let rows = persisted_once(&apps[0], packet).await;
+    assert_eq!(rows.len(), 1_000);
+    let cents: u64 = rows.iter().filter_map(|r| r["amount_cents"].as_u64()).sum();
+    assert_eq!(cents, 500_000, "the packets sum exactly to the total");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_killed_during_a_crowd_loses_nothing_answered_and_refuses_only_during_the_failover(
+) {
+    let mut deps = Deps::new(Backend::Cluster).await;
+    let mut config = deps.config();
+    config.redis_wait_replicas = 1;
+    let app = Arc::new(TestApp::start(&config).await);
+    let sale = app
+        .create(json!({"kind": "flash_sale", "name": "failover", "stock": 1_000_000}))
+        .await;
+    let cluster = deps.cluster.as_mut().expect("cluster");
+    let victim = cluster.master_of(&keys::state(sale));
+
+    // A steady crowd of new users for 14 s; the campaign's master dies after 4 s.
+    let started = Instant::now();
+    let crowd_for = Duration::from_secs(16);
+    let mut tasks = Vec::new();
+    for lane in 0..16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut n = 0;
+            while started.elapsed() < crowd_for {
+                let token = app.token(&format!("l{lane}-{n}"));
+                n += 1;
+                let sent = Instant::now();
+                let (status, body) = app.claim(sale, &token, None).await;
+                seen.push((status, body, sent.elapsed(), started.elapsed()));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.kill(victim);
+    let killed_at = started.elapsed();
+    // Its replica takes over; with STAMPEDE_REDIS_WAIT_REPLICAS=1 claims then wait for
+    // the new master to have a replica again: the killed node rejoins as one.
+    tokio::task::block_in_place(|| {
+        cluster.wait_for_failover(victim, Duration::from_secs(30));
+        cluster.restart(victim);
+        cluster.wait_for_replicas(Duration::from_secs(30));
+    });
+    let recovered_at = started.elapsed();
+    eprintln!("killed at {killed_at:?}, replicated again at {recovered_at:?}");
+
+    let mut answered = HashSet::new();
+    let mut unavailable = Vec::new();
+    let mut accepted_after = 0;
+    // Statuses per second of the run, printed for whoever reads a failure.
+    let mut timeline: std::collections::BTreeMap<(u64, u16), u64> = Default::default();
+    for t in tasks {
+        for (status, body, took, at) in t.await.expect("lane") {
+            *timeline.entry((at.as_secs(), status)).or_default() += 1;
+            assert!(took < Duration::from_secs(3), "a claim hung for {took:?}");
+            match status {
+                201 => {
+                    answered.insert(body["claim"]["id"].as_str().unwrap_or("").to_string());
+                    if at > recovered_at + Duration::from_secs(2) {
+                        accepted_after += 1;
+                    }
+                }
+                503 => unavailable.push(at),
+                other => panic!("unexpected {other} at {at:?}: {body}"),
+            }
+        }
+    }
+    eprintln!("statuses by second: {timeline:?}");
+    assert!(accepted_after > 0, "claims go on after the failover");
+    for at in &unavailable {
+        assert!(
+            *at + Duration::from_secs(1) >= killed_at && *at <= recovered_at + Duration::from_secs(3),
+            "a 503 at {at:?} outside the failover ({killed_at:?}..{recovered_at:?})"
+        );
+    }
+    let rows = persisted_once(&app, sale).await;
+    let persisted: HashSet<String> = rows
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    let lost: Vec<&String> = answered.difference(&persisted).collect();
+    assert!(lost.is_empty(), "claims answered 201 and lost in the failover: {lost:?}");
+    assert!(rows.len() <= 1_000_000);
+}
