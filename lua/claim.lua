@@ -3,6 +3,7 @@
 -- user -> enqueue the claim event: all in this one script, so there is never a moment
 -- where stock is gone and its claim is not yet queued.
 --
+-- Every key is of ONE bucket of the campaign: tag {c:ID}, or {c:ID:bB-K} (engine/src/buckets.rs).
 -- KEYS[1]  {c:ID}:state    hash: kind (f|r), limit, starts, ends, remaining, seq, claims, sold,
 --          cents, gen (which load wrote it), rolled_back (set when a rollback is found)
 -- KEYS[2]  {c:ID}:users    hash: user id -> "held|claim id|quantity|amount|accepted ms|packet idx"
@@ -13,11 +14,12 @@
 --          the request id is left out when the claim has none)
 -- KEYS[5]  {c:ID}:batch:BATCH  string: the reply of the batch BATCH, kept ARGV[6] ms (see below)
 -- ARGV[1]  now, unix milliseconds
--- ARGV[2]  campaign id
+-- ARGV[2]  campaign id (in the events)
 -- ARGV[3]  the caller's floor: the gen it last saw ('' when it saw none)
 -- ARGV[4]  the caller's floor: the highest seq it saw under that gen (0 when none)
 -- ARGV[5]  the batch id (random per call; '' for none), ARGV[6] how long its reply is kept, ms
--- ARGV[7], ARGV[8], ARGV[9], ...  triples of (user id, quantity, request id or '')
+-- ARGV[7]  the claim id prefix: 'cID-', or 'cID-bB-' for bucket B of a bucketed campaign
+-- ARGV[8], ARGV[9], ARGV[10], ...  triples of (user id, quantity, request id or '')
 --
 -- At most once (design.md, invariant 8): a client library re-sends a script whose reply it
 -- lost (a dropped connection, a cluster redirect, a timeout). The batch id comes with the
@@ -68,6 +70,7 @@ local remaining = tonumber(st[5])
 local seq = tonumber(st[6])
 local now = tonumber(ARGV[1])
 local cid = ARGV[2]
+local prefix = ARGV[7]
 
 local out = {gen, ''}
 local claims, sold, cents = 0, 0, 0
@@ -76,7 +79,7 @@ local function answer(code, detail)
   out[#out + 1] = detail
 end
 
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local user = ARGV[i]
   local qty = tonumber(ARGV[i + 1])
   local rid = ARGV[i + 2]
@@ -117,7 +120,7 @@ for i = 7, #ARGV, 3 do
         claims = claims + 1
         sold = sold + qty
         cents = cents + amount
-        local id = string.format('c%s-%010d', cid, seq)
+        local id = string.format('%s%010d', prefix, seq)
         rec = string.format('%d|%s|%d|%d|%d|%d', held + qty, id, qty, amount, now, idx)
         redis.call('HSET', KEYS[2], user, rec)
         local event = string.format('%s|%s|%s|%d|%d|%d|%d', cid, id, user, qty, amount, idx, now)

@@ -150,7 +150,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("redis", &self.redis_url.as_ref().map(|_| "<set>"))
-            .field("redis_cluster", &self.redis_cluster.as_ref().map(|_| "<set>"))
+            .field(
+                "redis_cluster",
+                &self.redis_cluster.as_ref().map(|_| "<set>"),
+            )
             .field(
                 "database",
                 &if self.database_url.starts_with("sqlite") {
@@ -235,9 +238,7 @@ impl Config {
         }
         if let Some(seeds) = &self.redis_cluster {
             if self.redis_url.is_some() {
-                return Err(
-                    "set STAMPEDE_REDIS_URL or STAMPEDE_REDIS_CLUSTER, not both".into(),
-                );
+                return Err("set STAMPEDE_REDIS_URL or STAMPEDE_REDIS_CLUSTER, not both".into());
             }
             RedisTarget::cluster(seeds)?;
         }

@@ -40,6 +40,10 @@ use crate::telemetry;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
+/// How often a worker process finishes bucket transfers that a dead process left half
+/// done (units stranded that long at most, while any worker runs).
+const TRANSFER_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Claim batches of one campaign outstanding at once per api process: one gathering
 /// while one is at Redis. Measured with benches/claim-throughput.sh, 1, 2 and 4 gave the
 /// same rate here; fewer in flight means larger batches and less Redis CPU.
@@ -89,10 +93,7 @@ pub async fn build_engine_with_clock(
                 Arc::new(BreakerStore::new(Arc::new(store), breaker)),
                 Arc::new(
                     RedisQueue::new(target.clone(), config.redis_timeout(), conn.clone())
-                        .with_wait_replicas(
-                            config.redis_wait_replicas,
-                            config.redis_timeout() / 2,
-                        ),
+                        .with_wait_replicas(config.redis_wait_replicas, config.redis_timeout() / 2),
                 ),
                 db,
             )
@@ -290,6 +291,10 @@ pub async fn start_with_clock(
             claim_lists: engine.claim_lists.clone(),
             ..WorkerConfig::default()
         };
+        if !embedded {
+            // Bucket transfers a dead process left half done (the embedded store has none).
+            engine.spawn_sweeper(TRANSFER_SWEEP_EVERY, worker_stop.clone());
+        }
         let (queue, db, stop) = (engine.queue.clone(), engine.db.clone(), worker_stop.clone());
         Some(tokio::spawn(stampede_worker::run(queue, db, cfg, stop)))
     } else {

@@ -20,6 +20,7 @@ pub fn campaign(c: &Campaign, k: &LiveCounters) -> Value {
         "created_at": to_rfc3339(c.created_at_ms),
         "ticket_required": c.ticket_required,
         "ticket_lead_secs": c.ticket_lead_secs,
+        "buckets": c.buckets,
     });
     match c.kind {
         CampaignKind::FlashSale => {

@@ -16,7 +16,12 @@ use tokio::sync::Semaphore;
 
 /// Claims from `users` users, each `per_user` times, spread round-robin over `apps`,
 /// at most 128 at once. Returns (status, body) per claim.
-async fn crowd(apps: &[Arc<TestApp>], campaign: u64, users: usize, per_user: usize) -> Vec<(u16, Value)> {
+async fn crowd(
+    apps: &[Arc<TestApp>],
+    campaign: u64,
+    users: usize,
+    per_user: usize,
+) -> Vec<(u16, Value)> {
     let gate = Arc::new(Semaphore::new(128));
     let mut tasks = Vec::new();
     for round in 0..per_user {
@@ -63,9 +68,11 @@ async fn two_apis_and_two_workers_on_a_cluster_sell_exactly_the_stock_and_persis
         .map(|p| Arc::new(TestApp::external(p.addr.expect("serves"))))
         .collect();
 
-    // A flash sale: 8,000 claims from 4,000 users for 3,000 units, 2 per user.
+    // A flash sale in 3 buckets: 8,000 claims from 4,000 users for 3,000 units, 2 each.
+    let cluster = deps.cluster.as_ref().expect("cluster");
+    let before = cluster.calls_per_master("evalsha");
     let sale = apps[0]
-        .create(json!({"kind": "flash_sale", "name": "cluster sale", "stock": 3000, "per_user_limit": 2}))
+        .create(json!({"kind": "flash_sale", "name": "cluster sale", "stock": 3000, "per_user_limit": 2, "buckets": 3}))
         .await;
     let replies = crowd(&apps, sale, 4_000, 2).await;
     let mut held: HashMap<String, u64> = HashMap::new();
@@ -74,8 +81,9 @@ async fn two_apis_and_two_workers_on_a_cluster_sell_exactly_the_stock_and_persis
         match status {
             201 => {
                 let claim = &body["claim"];
-                *held.entry(claim["user_id"].as_str().unwrap_or("").into()).or_default() +=
-                    claim["quantity"].as_u64().unwrap_or(0);
+                *held
+                    .entry(claim["user_id"].as_str().unwrap_or("").into())
+                    .or_default() += claim["quantity"].as_u64().unwrap_or(0);
                 accepted.insert(claim["id"].as_str().unwrap_or("").to_string());
             }
             409 => assert_eq!(body["error"]["code"], "sold_out"),
@@ -84,20 +92,33 @@ async fn two_apis_and_two_workers_on_a_cluster_sell_exactly_the_stock_and_persis
     }
     assert_eq!(accepted.len(), 3_000, "exactly the stock is accepted");
     assert!(held.values().all(|&q| q <= 2), "nobody holds more than 2");
+    let after = cluster.calls_per_master("evalsha");
+    for (master, calls) in &after {
+        let ran = calls - before.get(master).copied().unwrap_or(0);
+        assert!(
+            ran > 0,
+            "the claim script ran on master {master}: {before:?} -> {after:?}"
+        );
+    }
+    assert_eq!(after.len(), 3, "three masters");
     let rows = persisted_once(&apps[1], sale).await;
     let persisted: HashSet<String> = rows
         .iter()
         .filter_map(|r| r["id"].as_str().map(String::from))
         .collect();
-    assert_eq!(persisted, accepted, "every accepted claim is persisted, and only those");
+    assert_eq!(
+        persisted, accepted,
+        "every accepted claim is persisted, and only those"
+    );
     for app in &apps {
         let c = app.admin_get(&format!("/v1/campaigns/{sale}")).await;
         assert_eq!(c["remaining"], 0);
+        assert_eq!(c["buckets"], 3, "the campaign echoes its buckets");
     }
 
-    // A red packet: 1,000 packets for 2,000 users; the amounts add up exactly.
+    // A red packet in 3 buckets: 1,000 packets for 2,000 users; the amounts add up.
     let packet = apps[1]
-        .create(json!({"kind": "red_packet", "name": "cluster packet", "total_cents": 500_000, "count": 1000}))
+        .create(json!({"kind": "red_packet", "name": "cluster packet", "total_cents": 500_000, "count": 1000, "buckets": 3}))
         .await;
     let replies = crowd(&apps, packet, 2_000, 1).await;
     let won: Vec<&Value> = replies
@@ -110,6 +131,50 @@ async fn two_apis_and_two_workers_on_a_cluster_sell_exactly_the_stock_and_persis
     assert_eq!(rows.len(), 1_000);
     let cents: u64 = rows.iter().filter_map(|r| r["amount_cents"].as_u64()).sum();
     assert_eq!(cents, 500_000, "the packets sum exactly to the total");
+
+    // The load generator drives both apis at once (--target twice) and audits the sale.
+    let report = stampede_loadgen::scenario::flash::run(&loadgen_flash(&apis))
+        .await
+        .expect("loadgen flash");
+    assert!(
+        report.passed(),
+        "the load generator's audit: {:?}",
+        report.audit
+    );
+}
+
+/// `stampede-loadgen flash --target API1 --target API2 --buckets 3` as a library call.
+fn loadgen_flash(apis: &[Process]) -> stampede_loadgen::scenario::flash::FlashArgs {
+    use stampede_loadgen::scenario::{Common, Crowd};
+    stampede_loadgen::scenario::flash::FlashArgs {
+        common: Common {
+            target: apis
+                .iter()
+                .map(|p| format!("http://{}", p.addr.expect("serves")))
+                .collect(),
+            jwt_secret: Some(common::JWT_SECRET.into()),
+            admin_token: Some(common::ADMIN_TOKEN.into()),
+            concurrency: Some(32),
+            threads: None,
+            client: stampede_loadgen::client::ClientKind::Lean,
+            timeout: Duration::from_secs(10),
+            json: true,
+            plot: None,
+            quiet: true,
+        },
+        crowd: Crowd {
+            users: 2_000,
+            dup_fraction: 0.3,
+            seed: 11,
+            rate: None,
+            user_prefix: None,
+        },
+        stock: 500,
+        per_user: 1,
+        quantity: 1,
+        drain_timeout: Duration::from_secs(30),
+        buckets: 3,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,7 +247,8 @@ async fn a_master_killed_during_a_crowd_loses_nothing_answered_and_refuses_only_
     assert!(accepted_after > 0, "claims go on after the failover");
     for at in &unavailable {
         assert!(
-            *at + Duration::from_secs(1) >= killed_at && *at <= recovered_at + Duration::from_secs(3),
+            *at + Duration::from_secs(1) >= killed_at
+                && *at <= recovered_at + Duration::from_secs(3),
             "a 503 at {at:?} outside the failover ({killed_at:?}..{recovered_at:?})"
         );
     }
@@ -192,6 +258,9 @@ async fn a_master_killed_during_a_crowd_loses_nothing_answered_and_refuses_only_
         .filter_map(|r| r["id"].as_str().map(String::from))
         .collect();
     let lost: Vec<&String> = answered.difference(&persisted).collect();
-    assert!(lost.is_empty(), "claims answered 201 and lost in the failover: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "claims answered 201 and lost in the failover: {lost:?}"
+    );
     assert!(rows.len() <= 1_000_000);
 }

@@ -35,6 +35,7 @@ fn memory_claims(c: &mut Criterion) {
         created_at_ms: 0,
         ticket_required: false,
         ticket_lead_secs: 5,
+        buckets: 1,
     };
     rt.block_on(store.load(&live_state(&campaign, &[])))
         .expect("load");

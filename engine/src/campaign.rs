@@ -67,6 +67,8 @@ pub struct Campaign {
     /// `ticket_lead_secs` before the start.
     pub ticket_required: bool,
     pub ticket_lead_secs: u64,
+    /// Buckets the live state is spread over (1..=64, see [`crate::buckets`]).
+    pub buckets: u64,
 }
 
 /// The live counters of a campaign, kept in the store and changed only by the claim step.
@@ -167,6 +169,7 @@ pub struct NewCampaign {
     pub ends_at: Option<String>,
     pub ticket_required: Option<bool>,
     pub ticket_lead_secs: Option<i64>,
+    pub buckets: Option<i64>,
 }
 
 /// A creation request that passed every rule; `id` and `created_at` come from the database.
@@ -183,6 +186,7 @@ pub struct ValidCampaign {
     pub ends_at_ms: i64,
     pub ticket_required: bool,
     pub ticket_lead_secs: u64,
+    pub buckets: u64,
 }
 
 fn invalid(msg: impl Into<String>) -> EngineError {
@@ -252,6 +256,12 @@ impl NewCampaign {
                 self.ticket_lead_secs.unwrap_or(DEFAULT_TICKET_LEAD_SECS),
                 0,
                 MAX_TICKET_LEAD_SECS,
+            )?,
+            buckets: in_range(
+                "buckets",
+                self.buckets.unwrap_or(1),
+                1,
+                crate::buckets::MAX_BUCKETS as i64,
             )?,
         };
         match kind {
@@ -450,6 +460,20 @@ mod tests {
                 },
                 "ticket_lead_secs",
             ),
+            (
+                NewCampaign {
+                    buckets: Some(0),
+                    ..flash()
+                },
+                "buckets",
+            ),
+            (
+                NewCampaign {
+                    buckets: Some(65),
+                    ..flash()
+                },
+                "buckets",
+            ),
         ];
         for (req, field) in cases {
             match req.validate(0) {
@@ -478,6 +502,7 @@ mod tests {
             created_at_ms: 0,
             ticket_required: false,
             ticket_lead_secs: 5,
+            buckets: 1,
         };
         assert_eq!(c.status(50, 5), CampaignStatus::Scheduled);
         assert_eq!(c.status(150, 5), CampaignStatus::Active);

@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod backlog;
 pub mod blocklist;
+pub mod buckets;
 pub mod campaign;
 pub mod circuit_breaker;
 pub mod claim;

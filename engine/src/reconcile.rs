@@ -130,6 +130,7 @@ mod tests {
             created_at_ms: 0,
             ticket_required: false,
             ticket_lead_secs: 5,
+            buckets: 1,
         }
     }
 

@@ -157,8 +157,9 @@ impl RedisConn {
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
                     )
                     .await?;
-                redis::from_redis_value(v)
-                    .map_err(|_| EngineError::Store("WAIT answered something else than a count".into()))
+                redis::from_redis_value(v).map_err(|_| {
+                    EngineError::Store("WAIT answered something else than a count".into())
+                })
             }
         }
     }
@@ -194,7 +195,9 @@ fn info_texts(v: Value) -> Result<Vec<String>> {
             .into_iter()
             .map(|(_, text)| redis::from_redis_value::<String>(text).map_err(|_| bad()))
             .collect(),
-        other => Ok(vec![redis::from_redis_value::<String>(other).map_err(|_| bad())?]),
+        other => Ok(vec![
+            redis::from_redis_value::<String>(other).map_err(|_| bad())?
+        ]),
     }
 }
 

@@ -44,6 +44,8 @@ const RECONCILE_DEAD_LETTERS: usize = 100_000;
 /// A campaign with more holders than this gets no sold-out flag (its holders would
 /// take too much memory in every api process); its refusals keep asking the store.
 const SOLD_OUT_MAX_HOLDERS: u64 = 200_000;
+/// The most campaigns one transfer sweep looks at (the newest that have not ended).
+const SWEEP_CAMPAIGNS: i64 = 10_000;
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
 /// How long a campaign's live counters are served from this process's cache by
@@ -598,6 +600,40 @@ impl Engine {
             s.restocked(id).await;
         }
         Ok((claims.len() as u64, state.counters.remaining))
+    }
+
+    /// Finishes the bucket transfers that dead processes left half done, for every
+    /// bucketed campaign that has not ended (see [`crate::buckets`]); returns how many.
+    pub async fn sweep_transfers(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut finished = 0;
+        for c in self.db.campaigns(now, SWEEP_CAMPAIGNS).await? {
+            if c.buckets > 1 {
+                finished += self.store.sweep(c.id, now).await?;
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Runs [`Engine::sweep_transfers`] every `every` until `stop` is cancelled (the
+    /// worker processes run it: any number may, at once).
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = engine.sweep_transfers().await {
+                    tracing::debug!(error = %e, "bucket transfer sweep failed; trying again");
+                }
+            }
+        })
     }
 
     /// Rebuilds every campaign that has not ended and whose live state the store lacks

@@ -200,6 +200,7 @@ mod tests {
             created_at_ms: 0,
             ticket_required: true,
             ticket_lead_secs: 5,
+            buckets: 1,
         }
     }
 

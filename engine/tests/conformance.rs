@@ -16,10 +16,10 @@ use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::queue::{Delivery, Queue};
 use stampede_engine::rebuild::live_state;
+use stampede_engine::redis_conn::RedisTarget;
 use stampede_engine::request_id::RequestId;
 use stampede_engine::store::memory::MemoryStore;
 use stampede_engine::store::redis::{connect, RedisStore};
-use stampede_engine::redis_conn::RedisTarget;
 use stampede_engine::store::Store;
 use stampede_engine::testkit::{TestCluster, TestRedis};
 
@@ -50,7 +50,11 @@ async fn redis() -> Harness {
         .expect("connect");
     Harness {
         store: Arc::new(RedisStore::new(conn.clone())),
-        queue: Arc::new(RedisQueue::single(&server.url(), Duration::from_secs(2), conn)),
+        queue: Arc::new(RedisQueue::single(
+            &server.url(),
+            Duration::from_secs(2),
+            conn,
+        )),
         _redis: Some(server),
         _cluster: None,
     }
@@ -118,6 +122,7 @@ fn flash(id: u64, stock: u64, limit: u64) -> Campaign {
         created_at_ms: NOW - 2_000,
         ticket_required: false,
         ticket_lead_secs: 5,
+        buckets: 1,
     }
 }
 
@@ -875,9 +880,21 @@ async fn a_repeated_claim_batch_accepts_nothing_twice(store: &RedisStore, h: &Ha
         .expect("the same batch again");
     assert_eq!(again, first, "the repeat answers the first run's outcomes");
     let k = store.counters(30).await.expect("counters").expect("state");
-    assert_eq!((k.claims, k.sold, k.remaining), (3, 4, 6), "nothing decided twice");
-    assert_eq!(h.queue.backlog(30).await.expect("backlog"), 3, "nothing queued twice");
-    let u1 = store.user_record(30, "u1").await.expect("record").expect("u1");
+    assert_eq!(
+        (k.claims, k.sold, k.remaining),
+        (3, 4, 6),
+        "nothing decided twice"
+    );
+    assert_eq!(
+        h.queue.backlog(30).await.expect("backlog"),
+        3,
+        "nothing queued twice"
+    );
+    let u1 = store
+        .user_record(30, "u1")
+        .await
+        .expect("record")
+        .expect("u1");
     assert_eq!(u1.held, 2);
     // Another batch id is another batch: u1 may take the one unit left of the limit.
     let other = store
@@ -961,7 +978,251 @@ async fn the_claim_script_is_reloaded_after_a_script_flush_on_every_cluster_node
         assert_eq!(cluster.cli(port, &["script", "flush"]).trim(), "OK");
     }
     assert!(matches!(
-        h.store.claim(32, NOW, req("b", 1)).await.expect("claim after NOSCRIPT"),
+        h.store
+            .claim(32, NOW, req("b", 1))
+            .await
+            .expect("claim after NOSCRIPT"),
         ClaimOutcome::Accepted(_)
     ));
+}
+
+fn bucketed(c: Campaign, buckets: u64) -> Campaign {
+    Campaign { buckets, ..c }
+}
+
+/// The distinct winners and the units each holds, from the accepted outcomes.
+fn held_by_user(won: &[Claim]) -> HashMap<String, u64> {
+    let mut held = HashMap::new();
+    for c in won {
+        *held.entry(c.user_id.clone()).or_default() += c.quantity;
+    }
+    held
+}
+
+async fn a_bucketed_flash_sale_sells_exactly_its_stock_within_each_limit(h: Harness) {
+    let c = bucketed(flash(40, 300, 2), 3);
+    load(&h, &c).await;
+    let mut requests: Vec<ClaimRequest> = (0..600)
+        .flat_map(|u| {
+            [
+                req(&format!("u{u}"), 1),
+                req(&format!("u{u}"), 1),
+                req(&format!("u{u}"), 1),
+            ]
+        })
+        .collect();
+    requests.shuffle(&mut rand::rng());
+    let outcomes = race(&h, 40, requests).await;
+    let won = accepted(&outcomes);
+    assert_eq!(won.len(), 300, "exactly the stock is accepted");
+    let held = held_by_user(&won);
+    assert!(held.values().all(|&q| q <= 2), "nobody over the limit");
+    let ids: HashSet<&str> = won.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 300, "claim ids are unique across buckets");
+    assert!(
+        won.iter().all(|c| c.id.starts_with("c40-b")),
+        "ids name their bucket"
+    );
+    let k = h
+        .store
+        .counters(40)
+        .await
+        .expect("counters")
+        .expect("state");
+    assert_eq!((k.remaining, k.claims, k.sold), (0, 300, 300));
+    assert_eq!(
+        h.store.holder_count(40).await.expect("holders"),
+        held.len() as u64
+    );
+    for (user, units) in &held {
+        let rec = h
+            .store
+            .user_record(40, user)
+            .await
+            .expect("record")
+            .expect("holder");
+        assert_eq!(rec.held, *units);
+    }
+    let mut queued: Vec<String> = drain(&h).await.into_iter().map(|d| d.claim.id).collect();
+    queued.sort();
+    let mut won_ids: Vec<String> = won.iter().map(|c| c.id.clone()).collect();
+    won_ids.sort();
+    assert_eq!(
+        queued, won_ids,
+        "the queue holds exactly the accepted claims"
+    );
+    assert_eq!(h.queue.backlog(40).await.expect("backlog"), 0);
+}
+conformance!(
+    bucketed_flash,
+    a_bucketed_flash_sale_sells_exactly_its_stock_within_each_limit
+);
+
+async fn a_crowd_homed_in_few_buckets_still_buys_every_unit(h: Harness) {
+    use stampede_engine::buckets::home_bucket;
+    let c = bucketed(flash(41, 200, 1), 8);
+    load(&h, &c).await;
+    // 400 users who all live in buckets 0 and 1: six buckets' stock must travel to them.
+    let users: Vec<String> = (0..)
+        .map(|u| format!("u{u}"))
+        .filter(|u| home_bucket(u, 8) < 2)
+        .take(400)
+        .collect();
+    let outcomes = race(&h, 41, users.iter().map(|u| req(u, 1)).collect()).await;
+    assert_eq!(accepted(&outcomes).len(), 200, "every unit sells");
+    let k = h
+        .store
+        .counters(41)
+        .await
+        .expect("counters")
+        .expect("state");
+    assert_eq!((k.remaining, k.sold), (0, 200));
+    // Sold out now: the next claim hears so.
+    assert_eq!(
+        h.store.claim(41, NOW, req("late", 1)).await.expect("claim"),
+        ClaimOutcome::SoldOut
+    );
+}
+conformance!(
+    bucketed_undersell,
+    a_crowd_homed_in_few_buckets_still_buys_every_unit
+);
+
+async fn a_bucketed_red_packet_adds_up_exactly(h: Harness) {
+    let c = bucketed(red_packet(42, 10_000, 100), 4);
+    load(&h, &c).await;
+    let outcomes = race(&h, 42, (0..300).map(|u| req(&format!("u{u}"), 1)).collect()).await;
+    let won = accepted(&outcomes);
+    assert_eq!(won.len(), 100, "every packet is handed out");
+    let idx: HashSet<i64> = won.iter().map(|c| c.packet_idx).collect();
+    assert_eq!(idx.len(), 100, "each packet once");
+    assert_eq!(won.iter().map(|c| c.amount_cents).sum::<u64>(), 10_000);
+    let k = h
+        .store
+        .counters(42)
+        .await
+        .expect("counters")
+        .expect("state");
+    assert_eq!((k.remaining, k.cents), (0, 10_000));
+}
+conformance!(bucketed_red_packet, a_bucketed_red_packet_adds_up_exactly);
+
+async fn a_bucketed_reload_keeps_winners_and_continues_each_bucket(h: Harness) {
+    let c = bucketed(flash(43, 50, 1), 3);
+    load(&h, &c).await;
+    let first = accepted(&race(&h, 43, (0..30).map(|u| req(&format!("u{u}"), 1)).collect()).await);
+    assert_eq!(first.len(), 30);
+    // The store loses its state; a rebuild from the "database" (the accepted claims).
+    h.store.load(&live_state(&c, &first)).await.expect("reload");
+    let k = h
+        .store
+        .counters(43)
+        .await
+        .expect("counters")
+        .expect("state");
+    assert_eq!((k.remaining, k.claims, k.sold), (20, 30, 30));
+    let again = race(&h, 43, (0..30).map(|u| req(&format!("u{u}"), 1)).collect()).await;
+    assert!(
+        again
+            .iter()
+            .all(|o| matches!(o, ClaimOutcome::AlreadyClaimed(_))),
+        "winners keep their claims"
+    );
+    let later = accepted(
+        &race(
+            &h,
+            43,
+            (30..100).map(|u| req(&format!("u{u}"), 1)).collect(),
+        )
+        .await,
+    );
+    assert_eq!(later.len(), 20, "exactly the rest sells");
+    let ids: HashSet<&str> = first.iter().chain(&later).map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 50, "no claim id is handed out twice");
+}
+conformance!(
+    bucketed_reload,
+    a_bucketed_reload_keeps_winners_and_continues_each_bucket
+);
+
+/// A process that died between taking units out of a bucket and giving them to another
+/// strands them in the transfer record: still remaining, never sold twice, and the
+/// sweeper delivers them so they sell.
+async fn a_stranded_transfer_is_counted_and_swept(store: &RedisStore, h: &Harness) {
+    use stampede_engine::store::keys::BucketKeys;
+    use stampede_engine::store::redis::TRANSFER_OUT_LUA;
+    let c = bucketed(flash(44, 30, 1), 3);
+    load(h, &c).await;
+    let donor = BucketKeys::new(44, 1, 3);
+    let (units, _, _): (u64, String, String) = redis::Script::new(TRANSFER_OUT_LUA)
+        .key(donor.state())
+        .key(donor.packets())
+        .key(donor.transfers())
+        .arg("crashed-transfer")
+        .arg(0)
+        .arg(5)
+        .arg(NOW)
+        .invoke_async(&mut store.connection())
+        .await
+        .expect("transfer out");
+    assert_eq!(units, 5);
+    let k = store.counters(44).await.expect("counters").expect("state");
+    assert_eq!(k.remaining, 30, "units in transit still count as remaining");
+    assert_eq!(
+        store
+            .sweep_transfers(44, NOW + 1_000, 2_000)
+            .await
+            .expect("sweep"),
+        0,
+        "too young"
+    );
+    assert_eq!(
+        store
+            .sweep_transfers(44, NOW + 5_000, 2_000)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(
+        store
+            .sweep_transfers(44, NOW + 5_000, 2_000)
+            .await
+            .expect("sweep"),
+        0,
+        "once"
+    );
+    let k = store.counters(44).await.expect("counters").expect("state");
+    assert_eq!(k.remaining, 30);
+    let won = accepted(&race(h, 44, (0..100).map(|u| req(&format!("u{u}"), 1)).collect()).await);
+    assert_eq!(
+        won.len(),
+        30,
+        "the whole stock sells, the swept units too, none twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranded_transfer_is_counted_and_swept_on_redis() {
+    let server = TestRedis::start();
+    let store = process_on(&server).await;
+    let h = Harness {
+        store: Arc::new(store.clone()),
+        queue: Arc::new(RedisQueue::single(
+            &server.url(),
+            Duration::from_secs(2),
+            connect(&server.url(), Duration::from_secs(2))
+                .await
+                .expect("connect"),
+        )),
+        _redis: None,
+        _cluster: None,
+    };
+    a_stranded_transfer_is_counted_and_swept(&store, &h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranded_transfer_is_counted_and_swept_on_cluster() {
+    let h = cluster().await;
+    let (store, _) = cluster_store(h._cluster.as_ref().expect("cluster")).await;
+    a_stranded_transfer_is_counted_and_swept(&store, &h).await;
 }

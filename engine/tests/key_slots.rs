@@ -22,7 +22,11 @@ fn scripts() -> Vec<(String, String)> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "lua"))
         .map(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             (name, std::fs::read_to_string(&p).expect("read script"))
         })
         .collect();
@@ -68,7 +72,8 @@ fn the_keys_a_script_declares_carry_one_hash_tag() {
             .collect();
         assert!(!tags.is_empty(), "{name} declares its KEYS in its header");
         assert!(
-            tags.iter().all(|t| *t == tags[0] && (t.starts_with("{c:") || t.starts_with("{u:"))),
+            tags.iter()
+                .all(|t| *t == tags[0] && (t.starts_with("{c:") || t.starts_with("{u:"))),
             "{name} declares keys of more than one hash tag: {tags:?}"
         );
     }
@@ -88,7 +93,11 @@ fn a_campaigns_keys_and_a_users_keys_each_share_one_slot() {
             keys::replay(id, "0123456789abcdef"),
             keys::loading(id),
         ] {
-            assert_eq!(Slot::for_key(&key), slot, "{key} is in campaign {id}'s slot");
+            assert_eq!(
+                Slot::for_key(&key),
+                slot,
+                "{key} is in campaign {id}'s slot"
+            );
         }
     }
     for user in ["u1", "alice.b-c_d", "Z"] {
@@ -99,7 +108,12 @@ fn a_campaigns_keys_and_a_users_keys_each_share_one_slot() {
     }
     // Different campaigns spread over the slots (one hot campaign is one slot; buckets
     // are how it spreads further).
-    let slots: std::collections::HashSet<_> =
-        (1..=64u64).map(|id| Slot::for_key(keys::state(id))).collect();
-    assert!(slots.len() > 32, "campaign tags hash apart: {}", slots.len());
+    let slots: std::collections::HashSet<_> = (1..=64u64)
+        .map(|id| Slot::for_key(keys::state(id)))
+        .collect();
+    assert!(
+        slots.len() > 32,
+        "campaign tags hash apart: {}",
+        slots.len()
+    );
 }

@@ -68,7 +68,8 @@ impl Arrival {
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    pub target: Target,
+    /// Where the requests go: connection i to `targets[i % len]`.
+    pub targets: Vec<Target>,
     /// Connections, one worker each.
     pub concurrency: usize,
     pub arrival: Arrival,
@@ -91,7 +92,7 @@ pub struct Outcome<T> {
 /// Everything the workers share; read-only except the request counter.
 struct Shared<W> {
     workload: W,
-    target: Target,
+    targets: Vec<Target>,
     arrival: Arrival,
     timeout: Duration,
     client: ClientKind,
@@ -127,16 +128,19 @@ pub async fn run<W: Workload>(workload: W, config: &RunConfig) -> Result<Outcome
     }
     // Open every connection before the clock starts: the crowd arrives at once, and the
     // handshakes are not measured. Sequential, so a listen backlog is never overrun.
+    if config.targets.is_empty() {
+        return Err(Error::Config("no target".into()));
+    }
     let mut streams = Vec::with_capacity(config.concurrency);
-    for _ in 0..config.concurrency {
-        streams.push(connect(&config.target).await?);
+    for i in 0..config.concurrency {
+        streams.push(connect(&config.targets[i % config.targets.len()]).await?);
     }
 
     let start = Instant::now();
     let live = Live::new(start);
     let shared = Arc::new(Shared {
         workload,
-        target: config.target.clone(),
+        targets: config.targets.clone(),
         arrival: config.arrival,
         timeout: config.timeout,
         client: config.client,
@@ -146,7 +150,11 @@ pub async fn run<W: Workload>(workload: W, config: &RunConfig) -> Result<Outcome
     let progress = Progress::start(live.clone(), config.label.clone(), config.progress);
     let workers: Vec<_> = streams
         .into_iter()
-        .map(|stream| tokio::spawn(worker(shared.clone(), live.clone(), stream)))
+        .enumerate()
+        .map(|(i, stream)| {
+            let target = i % shared.targets.len();
+            tokio::spawn(worker(shared.clone(), live.clone(), stream, target))
+        })
         .collect();
     let mut recorders = Vec::with_capacity(workers.len());
     let mut tallies = Vec::with_capacity(workers.len());
@@ -183,14 +191,16 @@ async fn worker<W: Workload>(
     shared: Arc<Shared<W>>,
     live: Arc<Live>,
     first: TcpStream,
+    target: usize,
 ) -> (Recorder, W::Tally) {
+    let target = &shared.targets[target];
     let mut rec = Recorder::new(live);
     let mut tally = W::Tally::default();
     let mut stream = Some(first);
     loop {
         let tcp = match stream.take() {
             Some(tcp) => tcp,
-            None => match connect(&shared.target).await {
+            None => match connect(target).await {
                 Ok(tcp) => tcp,
                 Err(_) => {
                     // The request this connection would have carried fails too, so a dead
@@ -210,12 +220,12 @@ async fn worker<W: Workload>(
         let end = match shared.client {
             ClientKind::Lean => {
                 let mut conn = LeanConn::new(tcp);
-                requests(&shared, &mut conn, &mut rec, &mut tally).await
+                requests(&shared, target, &mut conn, &mut rec, &mut tally).await
             }
             ClientKind::Hyper => {
                 let (shared, rec, tally) = (&shared, &mut rec, &mut tally);
                 with_connection(tcp, |mut sender| async move {
-                    requests(shared, &mut sender, rec, tally).await
+                    requests(shared, target, &mut sender, rec, tally).await
                 })
                 .await
                 .unwrap_or(LoopEnd::Reconnect)
@@ -247,6 +257,7 @@ fn due_time(start: Instant, i: usize, rate: f64) -> Instant {
 /// Sends requests on one connection until the workload ends or the connection breaks.
 async fn requests<W: Workload, C: Exchange>(
     shared: &Shared<W>,
+    target: &Target,
     conn: &mut C,
     rec: &mut Recorder,
     tally: &mut W::Tally,
@@ -280,7 +291,7 @@ async fn requests<W: Workload, C: Exchange>(
             }
             _ => Instant::now(),
         };
-        let exchange = conn.exchange(&call, &shared.target.host);
+        let exchange = conn.exchange(&call, &target.host);
         let result = match tokio::time::timeout(shared.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(shared.timeout)),

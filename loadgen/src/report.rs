@@ -78,7 +78,12 @@ impl Report {
         let secs = summary.duration.as_secs_f64();
         Self {
             scenario: scenario.to_owned(),
-            target: config.target.url.clone(),
+            target: config
+                .targets
+                .iter()
+                .map(|t| t.url.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             mode: config.arrival.name().to_owned(),
             concurrency: config.concurrency,
             client: config.client,

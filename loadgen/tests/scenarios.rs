@@ -19,7 +19,7 @@ use stampede_loadgen::wire::Claim;
 
 fn common(target: &str) -> Common {
     Common {
-        target: target.to_owned(),
+        target: vec![target.to_owned()],
         jwt_secret: Some(mock::SECRET.to_owned()),
         admin_token: Some(mock::ADMIN.to_owned()),
         concurrency: Some(16),
@@ -50,6 +50,7 @@ fn flash_args(target: &str, stock: u64, users: usize) -> FlashArgs {
         per_user: 1,
         quantity: 1,
         drain_timeout: Duration::from_secs(1),
+        buckets: 1,
     }
 }
 
@@ -177,6 +178,7 @@ fn red_packet_args(target: &str, users: usize) -> RedPacketArgs {
         count: 12,
         min_cents: 1,
         drain_timeout: Duration::from_secs(1),
+        buckets: 1,
     }
 }
 

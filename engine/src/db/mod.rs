@@ -136,8 +136,8 @@ impl Database {
         let sql =
             "INSERT INTO campaigns (kind, name, total, per_user_limit, price_cents, total_cents, \
                    min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms, \
-                   ticket_required, ticket_lead_secs) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *";
+                   ticket_required, ticket_lead_secs, buckets) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *";
         let row: CampaignRow = on_pool!(self, p => sqlx::query_as(sql)
             .bind(c.kind.as_str())
             .bind(&c.name)
@@ -152,6 +152,7 @@ impl Database {
             .bind(now_ms)
             .bind(c.ticket_required)
             .bind(c.ticket_lead_secs as i64)
+            .bind(c.buckets as i64)
             .fetch_one(p)
             .await)?;
         row.into_campaign()

@@ -21,6 +21,7 @@ pub(super) struct CampaignRow {
     created_at_ms: i64,
     ticket_required: bool,
     ticket_lead_secs: i64,
+    buckets: i64,
 }
 
 impl CampaignRow {
@@ -46,6 +47,7 @@ impl CampaignRow {
             created_at_ms: self.created_at_ms,
             ticket_required: self.ticket_required,
             ticket_lead_secs: self.ticket_lead_secs.max(0) as u64,
+            buckets: self.buckets.max(1) as u64,
         })
     }
 }

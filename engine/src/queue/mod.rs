@@ -38,6 +38,9 @@ pub struct Delivery {
     pub claim: Claim,
     /// The id of the HTTP request that made the claim, when the event carries one.
     pub request_id: Option<RequestId>,
+    /// Where the queue holds it: the Redis stream key (a bucketed campaign has one stream
+    /// per bucket); empty in the in-process queue.
+    pub stream: String,
 }
 
 impl Delivery {
@@ -46,6 +49,15 @@ impl Delivery {
             entry_id,
             claim: event.claim,
             request_id: event.request_id,
+            stream: String::new(),
+        }
+    }
+
+    /// A delivery read from the Redis stream `stream`.
+    pub fn from_stream(stream: &str, entry_id: String, event: ClaimEvent) -> Delivery {
+        Delivery {
+            stream: stream.to_string(),
+            ..Delivery::new(entry_id, event)
         }
     }
 

@@ -32,10 +32,11 @@ use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, Stream
 use redis::{AsyncCommands, Script};
 
 use super::{Consumer, DeadLetter, Delivery, Queue};
+use crate::buckets::BucketCounts;
 use crate::claim::ClaimEvent;
 use crate::error::Result;
 use crate::redis_conn::{RedisConn, RedisTarget};
-use crate::store::keys;
+use crate::store::keys::{self, BucketKeys};
 
 /// The ack script, embedded at build time.
 pub const ACK_LUA: &str = include_str!("../../../lua/ack.lua");
@@ -59,6 +60,8 @@ pub struct RedisQueue {
     /// worker (see [`RedisQueue::with_wait_replicas`]); 0: none.
     wait_replicas: u32,
     wait_timeout: Duration,
+    /// How many buckets (so streams) each campaign has.
+    buckets: BucketCounts,
 }
 
 impl RedisQueue {
@@ -69,6 +72,7 @@ impl RedisQueue {
             conn,
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
+            buckets: BucketCounts::default(),
         }
     }
 
@@ -81,6 +85,12 @@ impl RedisQueue {
         self.wait_replicas = replicas;
         self.wait_timeout = timeout;
         self
+    }
+
+    /// The keys of each bucket of the campaign (one for an unbucketed campaign).
+    async fn buckets_of(&self, campaign_id: u64) -> Result<Vec<BucketKeys>> {
+        let n = self.buckets.of(&self.conn, campaign_id).await?;
+        Ok((0..n).map(|b| BucketKeys::new(campaign_id, b, n)).collect())
     }
 
     /// The queue on one Redis at `url`.
@@ -129,8 +139,13 @@ impl Queue for RedisQueue {
     }
 
     async fn backlog(&self, campaign_id: u64) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        Ok(conn.xlen(keys::stream(campaign_id)).await?)
+        let streams: Vec<String> = self
+            .buckets_of(campaign_id)
+            .await?
+            .iter()
+            .map(BucketKeys::stream)
+            .collect();
+        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
     }
 
     async fn total_backlog(&self) -> Result<u64> {
@@ -140,19 +155,27 @@ impl Queue for RedisQueue {
     }
 
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        Ok(conn.xlen(keys::dead_letters(campaign_id)).await?)
+        let streams: Vec<String> = self
+            .buckets_of(campaign_id)
+            .await?
+            .iter()
+            .map(BucketKeys::dead_letters)
+            .collect();
+        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
     }
 
     async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
-        let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = conn
-            .xrange_count(keys::dead_letters(campaign_id), "-", "+", limit)
-            .await?;
-        Ok(reply
-            .ids
-            .iter()
-            .map(|entry| {
+        let mut out = Vec::new();
+        for bk in self.buckets_of(campaign_id).await? {
+            if out.len() >= limit {
+                break;
+            }
+            let reply: redis::streams::StreamRangeReply = self
+                .conn
+                .clone()
+                .xrange_count(bk.dead_letters(), "-", "+", limit - out.len())
+                .await?;
+            out.extend(reply.ids.iter().map(|entry| {
                 let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
                 DeadLetter {
                     id: entry.id.clone(),
@@ -160,22 +183,29 @@ impl Queue for RedisQueue {
                     reason: text("reason"),
                     failed_at_ms: text("at").parse().unwrap_or(0),
                 }
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        let replay_id = format!("{:016x}", rand::random::<u64>());
-        let moved: u64 = Script::new(REPLAY_LUA)
-            .key(keys::dead_letters(campaign_id))
-            .key(keys::stream(campaign_id))
-            .key(keys::replay(campaign_id, &replay_id))
-            .arg(limit)
-            .arg(&replay_id)
-            .arg(crate::store::redis::BATCH_REPLY_TTL_MS)
-            .invoke_async(&mut conn)
-            .await?;
+        let mut moved = 0;
+        for bk in self.buckets_of(campaign_id).await? {
+            if moved >= limit as u64 {
+                break;
+            }
+            let replay_id = format!("{:016x}", rand::random::<u64>());
+            let n: u64 = Script::new(REPLAY_LUA)
+                .key(bk.dead_letters())
+                .key(bk.stream())
+                .key(bk.replay(&replay_id))
+                .arg(limit as u64 - moved)
+                .arg(&replay_id)
+                .arg(crate::store::redis::BATCH_REPLY_TTL_MS)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            moved += n;
+        }
         Ok(moved)
     }
 }
@@ -218,7 +248,7 @@ impl RedisConsumer {
         for entry in ids {
             match parse_entry(&entry) {
                 Some(event) if event.claim.campaign_id == campaign_id => {
-                    out.push(Delivery::new(entry.id, event))
+                    out.push(Delivery::from_stream(stream, entry.id, event))
                 }
                 _ => {
                     let event = entry.get::<String>("e").unwrap_or_default();
@@ -239,10 +269,13 @@ impl RedisConsumer {
         event: &str,
         reason: &str,
     ) -> Result<()> {
+        let dead = BucketKeys::of_stream(stream)
+            .map(|bk| bk.dead_letters())
+            .unwrap_or_else(|| keys::dead_letters(campaign_id));
         let _: String = self
             .dead_letter
             .key(stream)
-            .key(keys::dead_letters(campaign_id))
+            .key(dead)
             .arg(keys::GROUP)
             .arg(entry_id)
             .arg(event)
@@ -350,6 +383,15 @@ impl RedisConsumer {
     }
 }
 
+/// The stream a delivery came from (its campaign's, for one made elsewhere).
+fn stream_of(d: &Delivery) -> String {
+    if d.stream.is_empty() {
+        keys::stream(d.claim.campaign_id)
+    } else {
+        d.stream.clone()
+    }
+}
+
 fn parse_entry(e: &StreamId) -> Option<ClaimEvent> {
     ClaimEvent::decode(&e.get::<String>("e")?)
 }
@@ -436,7 +478,7 @@ impl Consumer for RedisConsumer {
         let mut by_stream: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
         for d in batch {
             by_stream
-                .entry(keys::stream(d.claim.campaign_id))
+                .entry(stream_of(d))
                 .or_default()
                 .push(d.entry_id.as_str());
         }
@@ -452,7 +494,7 @@ impl Consumer for RedisConsumer {
         let id = delivery.claim.campaign_id;
         let event = delivery.event().encode();
         tracing::error!(event, reason, "claim event moved to the dead letters");
-        self.set_aside(&keys::stream(id), id, &delivery.entry_id, &event, reason)
+        self.set_aside(&stream_of(delivery), id, &delivery.entry_id, &event, reason)
             .await
     }
 }

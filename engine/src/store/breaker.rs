@@ -107,4 +107,8 @@ impl Store for BreakerStore {
     async fn ping(&self) -> Result<()> {
         self.guard(self.inner.ping()).await
     }
+
+    async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {
+        self.guard(self.inner.sweep(campaign_id, now_ms)).await
+    }
 }

@@ -6,34 +6,127 @@
 //! of claim streams the workers read ([`STREAMS`], written and read by plain commands,
 //! never from a script) and the pub/sub channel (`crate::signals::CHANNEL`).
 
-/// Hash: the campaign's rules and live counters. Fields: `kind` (`f` flash sale, `r`
-/// red packet), `limit`, `starts`, `ends` (unix ms), `remaining`, `claims`, `sold`,
-/// `cents`, `seq` (last claim sequence number). Its absence means the store has no
-/// live state for the campaign.
+/// A bucket's keys: every key of one bucket of a campaign, under its hash tag (`{c:ID}`
+/// for an unbucketed campaign and for bucket 0, `{c:ID:bB-K}` for the others: see
+/// [`crate::buckets`]). Every script takes the keys of one bucket only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketKeys {
+    tag: String,
+}
+
+impl BucketKeys {
+    /// Bucket `bucket` of `buckets` of the campaign.
+    pub fn new(campaign_id: u64, bucket: u64, buckets: u64) -> BucketKeys {
+        BucketKeys {
+            tag: crate::buckets::tag(campaign_id, bucket, buckets),
+        }
+    }
+
+    /// The campaign's own tag (bucket 0).
+    pub fn campaign(campaign_id: u64) -> BucketKeys {
+        Self::new(campaign_id, 0, 1)
+    }
+
+    /// The bucket whose claim stream is `stream` (a key made by [`BucketKeys::stream`]).
+    pub fn of_stream(stream: &str) -> Option<BucketKeys> {
+        let tag = stream.strip_suffix(":claims")?;
+        (tag.starts_with("{c:") && tag.ends_with('}')).then(|| BucketKeys {
+            tag: tag.to_string(),
+        })
+    }
+
+    /// Hash: the bucket's rules and live counters. Fields: `kind` (`f` flash sale, `r`
+    /// red packet), `limit`, `starts`, `ends` (unix ms), `remaining`, `claims`, `sold`,
+    /// `cents`, `seq` (last claim sequence number of the bucket), `gen` (which load wrote
+    /// it), `buckets` (how many the campaign has), `rolled_back`. Its absence means the
+    /// store has no live state for the bucket.
+    pub fn state(&self) -> String {
+        format!("{}:state", self.tag)
+    }
+
+    /// Hash: user id -> `held|claim id|quantity|amount|accepted ms|packet idx`.
+    pub fn users(&self) -> String {
+        format!("{}:users", self.tag)
+    }
+
+    /// List: the unclaimed red packets as `idx:amount`, popped from the left.
+    pub fn packets(&self) -> String {
+        format!("{}:packets", self.tag)
+    }
+
+    /// Stream: accepted claim events waiting to be persisted (acknowledged entries are
+    /// deleted, so its length is the bucket's backlog).
+    pub fn stream(&self) -> String {
+        format!("{}:claims", self.tag)
+    }
+
+    /// Stream: claim events set aside because they could not be persisted (or read),
+    /// with fields `e` (the event), `reason`, `entry` (its id in the claim stream), `at`.
+    pub fn dead_letters(&self) -> String {
+        format!("{}:dead", self.tag)
+    }
+
+    /// String: the reply of one claim batch, kept briefly so that the same batch re-sent
+    /// by the client library is answered again instead of deciding twice.
+    pub fn batch(&self, batch_id: &str) -> String {
+        format!("{}:batch:{batch_id}", self.tag)
+    }
+
+    /// String: the answer of one dead-letter replay (`lua/replay.lua`), kept briefly.
+    pub fn replay(&self, replay_id: &str) -> String {
+        format!("{}:replay:{replay_id}", self.tag)
+    }
+
+    /// Hash: load id -> the last chunk of red packets that load appended
+    /// (`lua/load_packets.lua`), so a re-sent chunk is not appended twice.
+    pub fn loading(&self) -> String {
+        format!("{}:loading", self.tag)
+    }
+
+    /// Hash: transfer id -> `to bucket|units|at ms|gen|packets` of the units this bucket
+    /// gave away and the receiver has not yet confirmed (`lua/transfer_out.lua`).
+    pub fn transfers(&self) -> String {
+        format!("{}:transfers", self.tag)
+    }
+
+    /// String: set when this bucket received the transfer (`lua/transfer_in.lua`), so a
+    /// re-sent or late delivery adds nothing twice.
+    pub fn received(&self, transfer_id: &str) -> String {
+        format!("{}:received:{transfer_id}", self.tag)
+    }
+}
+
+/// Bucket 0's (or an unbucketed campaign's) state hash; see [`BucketKeys::state`].
 pub fn state(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:state")
+    BucketKeys::campaign(campaign_id).state()
 }
 
-/// Hash: user id -> `held|claim id|quantity|amount|accepted ms|packet idx`.
 pub fn users(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:users")
+    BucketKeys::campaign(campaign_id).users()
 }
 
-/// List: the unclaimed red packets as `idx:amount`, popped from the left.
 pub fn packets(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:packets")
+    BucketKeys::campaign(campaign_id).packets()
 }
 
-/// Stream: accepted claim events waiting to be persisted (acknowledged entries are
-/// deleted, so its length is the campaign's backlog).
 pub fn stream(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:claims")
+    BucketKeys::campaign(campaign_id).stream()
 }
 
-/// Stream: claim events set aside because they could not be persisted (or read), with
-/// fields `e` (the event), `reason`, `entry` (its id in the claim stream), `at` (ms).
 pub fn dead_letters(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:dead")
+    BucketKeys::campaign(campaign_id).dead_letters()
+}
+
+pub fn batch(campaign_id: u64, batch_id: &str) -> String {
+    BucketKeys::campaign(campaign_id).batch(batch_id)
+}
+
+pub fn replay(campaign_id: u64, replay_id: &str) -> String {
+    BucketKeys::campaign(campaign_id).replay(replay_id)
+}
+
+pub fn loading(campaign_id: u64) -> String {
+    BucketKeys::campaign(campaign_id).loading()
 }
 
 /// String: held while a rebuild of the campaign's live state runs (expires on its own).
@@ -41,27 +134,11 @@ pub fn rebuild_lock(campaign_id: u64) -> String {
     format!("{{c:{campaign_id}}}:rebuild")
 }
 
-/// String: the reply of one claim batch, kept briefly so that the same batch re-sent by
-/// the client library is answered again instead of deciding twice (`lua/claim.lua`).
-pub fn batch(campaign_id: u64, batch_id: &str) -> String {
-    format!("{{c:{campaign_id}}}:batch:{batch_id}")
-}
-
-/// String: the answer of one dead-letter replay (`lua/replay.lua`), kept briefly for a
-/// re-sent call.
-pub fn replay(campaign_id: u64, replay_id: &str) -> String {
-    format!("{{c:{campaign_id}}}:replay:{replay_id}")
-}
-
-/// Hash: load id -> the last chunk of red packets that load appended
-/// (`lua/load_packets.lua`), so a re-sent chunk is not appended twice.
-pub fn loading(campaign_id: u64) -> String {
-    format!("{{c:{campaign_id}}}:loading")
-}
-
-/// The campaign id in a stream key made by [`stream`].
+/// The campaign id in a stream key (of any bucket).
 pub fn stream_campaign(key: &str) -> Option<u64> {
-    key.strip_prefix("{c:")?.split_once('}')?.0.parse().ok()
+    let rest = key.strip_prefix("{c:")?;
+    let end = rest.find([':', '}'])?;
+    rest[..end].parse().ok()
 }
 
 /// Hash: a user's sign-in records, day (`YYYY-MM-DD`) -> `pending` or
@@ -92,6 +169,9 @@ mod tests {
     #[test]
     fn stream_keys_round_trip() {
         assert_eq!(super::stream_campaign(&super::stream(17)), Some(17));
+        let b = super::BucketKeys::new(17, 2, 3);
+        assert_eq!(super::stream_campaign(&b.stream()), Some(17));
+        assert_eq!(super::BucketKeys::of_stream(&b.stream()), Some(b));
         assert_eq!(super::stream_campaign("other"), None);
     }
 }

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::{LiveState, SigninMark, Store, UserRecord};
 use crate::campaign::{CampaignKind, LiveCounters};
-use crate::claim::{claim_id, Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
+use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
 use crate::error::Result;
 use crate::queue::memory::MemoryQueue;
 use crate::red_packet::Packet;
@@ -26,7 +26,11 @@ struct Live {
     per_user_limit: u64,
     starts_at_ms: i64,
     counters: LiveCounters,
-    seq: u64,
+    /// How many buckets the campaign has: one stock and one lock here (nothing to
+    /// spread in one process), but claim ids numbered per bucket as in Redis.
+    buckets: u64,
+    /// The highest claim sequence number of each bucket.
+    seqs: Vec<u64>,
     users: HashMap<String, UserRecord>,
     packets: VecDeque<Packet>,
 }
@@ -106,13 +110,15 @@ impl Live {
                 None => return ClaimOutcome::SoldOut,
             },
         };
-        self.seq += 1;
+        let bucket = crate::buckets::home_bucket(&req.user_id, self.buckets);
+        self.seqs[bucket as usize] += 1;
+        let seq = self.seqs[bucket as usize];
         self.counters.remaining -= req.quantity;
         self.counters.claims += 1;
         self.counters.sold += req.quantity;
         self.counters.cents += amount_cents;
         let claim = Claim {
-            id: claim_id(campaign_id, self.seq),
+            id: crate::buckets::claim_id(campaign_id, bucket, self.buckets, seq),
             campaign_id,
             user_id: req.user_id.clone(),
             quantity: req.quantity,
@@ -144,7 +150,11 @@ impl Store for MemoryStore {
             per_user_limit: c.per_user_limit,
             starts_at_ms: c.starts_at_ms,
             counters: state.counters,
-            seq: state.seq,
+            buckets: c.buckets.max(1),
+            seqs: crate::buckets::split_state(state)
+                .iter()
+                .map(|p| p.seq)
+                .collect(),
             users: state
                 .users
                 .iter()

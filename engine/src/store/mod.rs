@@ -21,6 +21,7 @@ pub mod breaker;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+mod redis_buckets;
 pub mod timed;
 
 use async_trait::async_trait;
@@ -120,6 +121,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the store is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Finishes what a dead process left half done in the campaign's live state (a
+    /// transfer between the buckets of a bucketed campaign, see [`crate::buckets`]);
+    /// returns how many it finished. Any process may run it, at any time.
+    async fn sweep(&self, _campaign_id: u64, _now_ms: i64) -> Result<u64> {
+        Ok(0)
+    }
 
     /// One claim; a batch of one.
     async fn claim(

@@ -20,11 +20,13 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::{AsyncCommands, Script};
 
+use super::keys::BucketKeys;
 use super::{
     keys, LiveState, SigninMark, Store, UserRecord, SIGNIN_CALENDAR_TTL_SECS,
     SIGNIN_RECORD_TTL_SECS,
 };
-use crate::campaign::{CampaignKind, LiveCounters};
+use crate::buckets::{home_bucket, split_state, BucketCounts, BucketPart};
+use crate::campaign::{Campaign, CampaignKind, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::{EngineError, Result};
 use crate::redis_conn::{RedisConn, RedisTarget};
@@ -38,6 +40,9 @@ pub const SIGNIN_LUA: &str = include_str!("../../../lua/signin.lua");
 pub const CLOSE_LUA: &str = include_str!("../../../lua/close.lua");
 /// The red-packet loading script, embedded at build time.
 pub const LOAD_PACKETS_LUA: &str = include_str!("../../../lua/load_packets.lua");
+/// The bucket transfer scripts, embedded at build time.
+pub const TRANSFER_OUT_LUA: &str = include_str!("../../../lua/transfer_out.lua");
+pub const TRANSFER_IN_LUA: &str = include_str!("../../../lua/transfer_in.lua");
 
 /// How many hash entries one command of a load carries.
 const LOAD_CHUNK: usize = 10_000;
@@ -48,13 +53,17 @@ const PACKET_CHUNK: usize = 5_000;
 /// longer than the client library retries (a few response timeouts).
 pub const BATCH_REPLY_TTL_MS: u64 = 60_000;
 
+/// How old a bucket transfer must be before the sweeper finishes it, ms: a live
+/// process finishes its own within a few round trips.
+const SWEEP_AFTER_MS: i64 = 2_000;
+
 /// Connects to one Redis at `url`; every call is bounded by `timeout`.
 pub async fn connect(url: &str, timeout: Duration) -> Result<RedisConn> {
     RedisTarget::Single(url.to_string()).connect(timeout).await
 }
 
 /// A fresh random id (16 hex digits) for a batch or a load.
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
@@ -69,13 +78,17 @@ struct SeqFloor {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: RedisConn,
-    /// Campaign id -> the floor this process holds for it.
-    floors: Arc<Mutex<HashMap<u64, SeqFloor>>>,
+    pub(super) conn: RedisConn,
+    /// (Campaign id, bucket) -> the floor this process holds for it.
+    floors: Arc<Mutex<HashMap<(u64, u64), SeqFloor>>>,
+    /// How many buckets each campaign has (see [`crate::buckets`]).
+    pub(super) buckets: Arc<BucketCounts>,
     claim: Script,
     close: Script,
     signin: Script,
     load_packets: Script,
+    pub(super) transfer_out: Script,
+    pub(super) transfer_in: Script,
     /// Replicas that must confirm a claim batch (`WAIT`) before it is answered, and how
     /// long to wait for them; 0: answer at once.
     wait_replicas: u32,
@@ -91,9 +104,17 @@ impl RedisStore {
             close: Script::new(CLOSE_LUA),
             signin: Script::new(SIGNIN_LUA),
             load_packets: Script::new(LOAD_PACKETS_LUA),
+            transfer_out: Script::new(TRANSFER_OUT_LUA),
+            transfer_in: Script::new(TRANSFER_IN_LUA),
+            buckets: Arc::default(),
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
         }
+    }
+
+    /// The store's connection (tests drive scripts on it directly).
+    pub fn connection(&self) -> RedisConn {
+        self.conn.clone()
     }
 
     /// Answers a claim batch that accepted or repeated a claim only once `replicas`
@@ -107,15 +128,11 @@ impl RedisStore {
         self
     }
 
-    /// Waits for the replicas of the master that holds the campaign's slot.
-    async fn wait_for_replicas(&self, campaign_id: u64) -> Result<()> {
+    /// Waits for the replicas of the master that holds the bucket's slot.
+    async fn wait_for_replicas(&self, keys: &BucketKeys) -> Result<()> {
         let confirmed = self
             .conn
-            .wait_replicas(
-                &keys::state(campaign_id),
-                self.wait_replicas,
-                self.wait_timeout,
-            )
+            .wait_replicas(&keys.state(), self.wait_replicas, self.wait_timeout)
             .await?;
         if confirmed < self.wait_replicas {
             metrics::counter!("stampede_claims_unreplicated_total").increment(1);
@@ -131,12 +148,112 @@ impl RedisStore {
 impl RedisStore {
     /// Keeps the highest seq seen under the state's current gen; a new gen (a load by
     /// any process) replaces the floor.
-    fn raise_floor(&self, campaign_id: u64, seen: SeqFloor) {
+    fn raise_floor(&self, at: (u64, u64), seen: SeqFloor) {
         let mut floors = self.floors.lock();
-        let floor = floors.entry(campaign_id).or_default();
+        let floor = floors.entry(at).or_default();
         if floor.gen != seen.gen || floor.seq < seen.seq {
             *floor = seen;
         }
+    }
+
+    /// Writes one bucket's share of a load.
+    async fn load_bucket(
+        &self,
+        c: &Campaign,
+        (bucket, buckets): (u64, u64),
+        part: &BucketPart,
+        ends_at_ms: i64,
+        gen: &str,
+    ) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let bk = BucketKeys::new(c.id, bucket, buckets);
+        let (state_key, users_key, packets_key, stream_key) =
+            (bk.state(), bk.users(), bk.packets(), bk.stream());
+        // The state hash goes first and last: deleting it makes the bucket unclaimable
+        // ("missing") while the users and packets are rewritten; writing it makes it live.
+        let _: () = redis::pipe()
+            .del(&state_key)
+            .del(&users_key)
+            .del(&packets_key)
+            .del(bk.transfers())
+            .query_async(&mut conn)
+            .await?;
+        // Numbered chunks under a fresh load id: a chunk re-sent after a lost reply is
+        // not appended twice (lua/load_packets.lua).
+        let load_id = random_id();
+        for (n, chunk) in part.packets.chunks(PACKET_CHUNK).enumerate() {
+            let mut inv = self.load_packets.key(&packets_key);
+            inv.key(bk.loading()).arg(&load_id).arg(n + 1);
+            for p in chunk {
+                inv.arg(format!("{}:{}", p.idx, p.amount_cents));
+            }
+            let _: i64 = inv.invoke_async(&mut conn).await?;
+        }
+        for chunk in part.users.chunks(LOAD_CHUNK) {
+            let items: Vec<(String, String)> = chunk
+                .iter()
+                .map(|u| (u.last.user_id.clone(), format_record(u)))
+                .collect();
+            let _: () = conn.hset_multiple(&users_key, &items).await?;
+        }
+        let created: redis::RedisResult<()> = conn
+            .xgroup_create_mkstream(&stream_key, keys::GROUP, "0")
+            .await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(e.into());
+            }
+        }
+        let _: () = conn.sadd(keys::STREAMS, &stream_key).await?;
+        let kind = match c.kind {
+            CampaignKind::FlashSale => "f",
+            CampaignKind::RedPacket => "r",
+        };
+        let fields: [(&str, String); 11] = [
+            ("gen", gen.to_string()),
+            ("kind", kind.to_string()),
+            ("limit", c.per_user_limit.to_string()),
+            ("starts", c.starts_at_ms.to_string()),
+            ("ends", ends_at_ms.to_string()),
+            ("remaining", part.remaining.to_string()),
+            ("seq", part.seq.to_string()),
+            ("claims", part.claims.to_string()),
+            ("sold", part.sold.to_string()),
+            ("cents", part.cents.to_string()),
+            ("buckets", buckets.to_string()),
+        ];
+        let _: () = conn.hset_multiple(&state_key, &fields).await?;
+        Ok(())
+    }
+
+    /// One bucket's counters, `None` when it has no live state (or a rolled-back one).
+    pub(super) async fn counters_of(&self, bk: &BucketKeys) -> Result<Option<LiveCounters>> {
+        let mut conn = self.conn.clone();
+        let v: Vec<Option<i64>> = redis::cmd("HMGET")
+            .arg(bk.state())
+            .arg(&[
+                "remaining",
+                "claims",
+                "sold",
+                "cents",
+                "ends",
+                "rolled_back",
+            ])
+            .query_async(&mut conn)
+            .await?;
+        // A rolled-back state is as good as lost: it answers like a missing one, so reads
+        // get 503 and the rebuild may replace it.
+        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends), None] = v[..]
+        else {
+            return Ok(None);
+        };
+        Ok(Some(LiveCounters {
+            remaining: remaining as u64,
+            claims: claims as u64,
+            sold: sold as u64,
+            cents: cents as u64,
+            ends_at_ms: ends,
+        }))
     }
 
     /// Whether Redis (every master of a cluster) keeps an append-only file (`INFO
@@ -161,9 +278,10 @@ impl RedisStore {
         Some(all && !infos.is_empty())
     }
 
-    /// The claim step for `requests` as the batch `batch_id`: a call with a batch id
-    /// already run answers that run's reply again and decides nothing (invariant 8).
-    /// [`Store::claim_batch`] gives every call a fresh id; tests pass one twice on purpose.
+    /// The claim step for `requests` as the batch `batch_id`, on an unbucketed campaign:
+    /// a call with a batch id already run answers that run's reply again and decides
+    /// nothing (invariant 8). [`Store::claim_batch`] gives every call a fresh id; tests
+    /// pass one twice on purpose.
     pub async fn claim_batch_as(
         &self,
         campaign_id: u64,
@@ -171,24 +289,43 @@ impl RedisStore {
         requests: &[ClaimRequest],
         batch_id: &str,
     ) -> Result<Vec<ClaimOutcome>> {
+        self.claim_in(campaign_id, (0, 1), now_ms, requests, batch_id)
+            .await
+    }
+
+    /// The claim step for `requests` in bucket `bucket.0` of `bucket.1` of the campaign.
+    pub(super) async fn claim_in(
+        &self,
+        campaign_id: u64,
+        (bucket, buckets): (u64, u64),
+        now_ms: i64,
+        requests: &[ClaimRequest],
+        batch_id: &str,
+    ) -> Result<Vec<ClaimOutcome>> {
+        let bk = BucketKeys::new(campaign_id, bucket, buckets);
         let mut inv = self.claim.prepare_invoke();
-        inv.key(keys::state(campaign_id))
-            .key(keys::users(campaign_id))
-            .key(keys::packets(campaign_id))
-            .key(keys::stream(campaign_id))
-            .key(keys::batch(campaign_id, batch_id))
+        inv.key(bk.state())
+            .key(bk.users())
+            .key(bk.packets())
+            .key(bk.stream())
+            .key(bk.batch(batch_id))
             .arg(now_ms)
             .arg(campaign_id);
         let floor = self
             .floors
             .lock()
-            .get(&campaign_id)
+            .get(&(campaign_id, bucket))
             .cloned()
             .unwrap_or_default();
+        let prefix = match buckets {
+            0 | 1 => format!("c{campaign_id}-"),
+            _ => format!("c{campaign_id}-b{bucket}-"),
+        };
         inv.arg(&floor.gen)
             .arg(floor.seq)
             .arg(batch_id)
-            .arg(BATCH_REPLY_TTL_MS);
+            .arg(BATCH_REPLY_TTL_MS)
+            .arg(prefix);
         for r in requests {
             inv.arg(&r.user_id)
                 .arg(r.quantity)
@@ -202,6 +339,7 @@ impl RedisStore {
                 metrics::counter!("stampede_store_rollbacks_total").increment(1);
                 tracing::error!(
                     campaign = campaign_id,
+                    bucket,
                     floor = floor.seq,
                     "the store's live state is older than claims this process saw it accept \
                      (restored from a snapshot, or a failover lost writes); claims are refused \
@@ -226,11 +364,11 @@ impl RedisStore {
         let reply = &reply[2..];
         let holds_claims = reply.chunks(2).any(|p| p[0] == "A" || p[0] == "D");
         if self.wait_replicas > 0 && holds_claims {
-            self.wait_for_replicas(campaign_id).await?;
+            self.wait_for_replicas(&bk).await?;
         }
         // Only what the replicas confirmed raises the floor: a failover to a replica that
         // missed an unconfirmed batch (answered 503) is not a rollback of anything answered.
-        self.raise_floor(campaign_id, seen);
+        self.raise_floor((campaign_id, bucket), seen);
         requests
             .iter()
             .zip(reply.chunks(2))
@@ -260,7 +398,7 @@ impl RedisStore {
 }
 
 /// Parses a user record `held|claim id|quantity|amount|accepted ms|packet idx`.
-fn parse_record(campaign_id: u64, user_id: &str, rec: &str) -> Result<UserRecord> {
+pub(super) fn parse_record(campaign_id: u64, user_id: &str, rec: &str) -> Result<UserRecord> {
     let bad = || EngineError::Store(format!("malformed user record {rec:?}"));
     let mut f = rec.split('|');
     let num = |f: Option<&str>| f.and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
@@ -296,69 +434,25 @@ fn format_record(u: &UserRecord) -> String {
 impl Store for RedisStore {
     async fn load(&self, state: &LiveState) -> Result<()> {
         let c = &state.campaign;
-        let mut conn = self.conn.clone();
-        let (state_key, users_key, packets_key, stream_key) = (
-            keys::state(c.id),
-            keys::users(c.id),
-            keys::packets(c.id),
-            keys::stream(c.id),
-        );
-        // The state hash goes first and last: deleting it makes the campaign unclaimable
-        // ("missing") while the users and packets are rewritten; writing it makes it live.
-        let _: () = redis::pipe()
-            .del(&state_key)
-            .del(&users_key)
-            .del(&packets_key)
-            .query_async(&mut conn)
-            .await?;
-        // Numbered chunks under a fresh load id: a chunk re-sent after a lost reply is
-        // not appended twice (lua/load_packets.lua).
-        let load_id = random_id();
-        for (n, chunk) in state.packets.chunks(PACKET_CHUNK).enumerate() {
-            let mut inv = self.load_packets.key(&packets_key);
-            inv.key(keys::loading(c.id)).arg(&load_id).arg(n + 1);
-            for p in chunk {
-                inv.arg(format!("{}:{}", p.idx, p.amount_cents));
-            }
-            let _: i64 = inv.invoke_async(&mut conn).await?;
-        }
-        for chunk in state.users.chunks(LOAD_CHUNK) {
-            let items: Vec<(String, String)> = chunk
-                .iter()
-                .map(|u| (u.last.user_id.clone(), format_record(u)))
-                .collect();
-            let _: () = conn.hset_multiple(&users_key, &items).await?;
-        }
-        let created: redis::RedisResult<()> = conn
-            .xgroup_create_mkstream(&stream_key, keys::GROUP, "0")
-            .await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(e.into());
-            }
-        }
-        let _: () = conn.sadd(keys::STREAMS, &stream_key).await?;
-        let k = &state.counters;
-        let kind = match c.kind {
-            CampaignKind::FlashSale => "f",
-            CampaignKind::RedPacket => "r",
-        };
-        // A new gen for every load: floors seen under an older state do not apply.
+        let n = c.buckets.max(1);
+        // A new gen for every load: floors seen under an older state do not apply, and
+        // units given away under an older load are void (lua/transfer_in.lua).
         let gen = random_id();
-        let fields: [(&str, String); 10] = [
-            ("gen", gen),
-            ("kind", kind.to_string()),
-            ("limit", c.per_user_limit.to_string()),
-            ("starts", c.starts_at_ms.to_string()),
-            ("ends", k.ends_at_ms.to_string()),
-            ("remaining", k.remaining.to_string()),
-            ("seq", state.seq.to_string()),
-            ("claims", k.claims.to_string()),
-            ("sold", k.sold.to_string()),
-            ("cents", k.cents.to_string()),
-        ];
-        let _: () = conn.hset_multiple(&state_key, &fields).await?;
-        self.floors.lock().remove(&c.id);
+        let parts = split_state(state);
+        // Bucket 0 last: its state (which tells other processes the bucket count) goes
+        // live once every other bucket is.
+        for b in (0..n).rev() {
+            self.load_bucket(
+                c,
+                (b, n),
+                &parts[b as usize],
+                state.counters.ends_at_ms,
+                &gen,
+            )
+            .await?;
+        }
+        self.buckets.remember(c.id, n);
+        self.floors.lock().retain(|(id, _), _| *id != c.id);
         Ok(())
     }
 
@@ -368,64 +462,59 @@ impl Store for RedisStore {
         now_ms: i64,
         requests: &[ClaimRequest],
     ) -> Result<Vec<ClaimOutcome>> {
-        self.claim_batch_as(campaign_id, now_ms, requests, &random_id())
-            .await
+        match self.buckets.of(&self.conn, campaign_id).await? {
+            1 => {
+                self.claim_batch_as(campaign_id, now_ms, requests, &random_id())
+                    .await
+            }
+            n => self.claim_bucketed(campaign_id, n, now_ms, requests).await,
+        }
     }
 
     async fn counters(&self, campaign_id: u64) -> Result<Option<LiveCounters>> {
-        let mut conn = self.conn.clone();
-        let v: Vec<Option<i64>> = redis::cmd("HMGET")
-            .arg(keys::state(campaign_id))
-            .arg(&[
-                "remaining",
-                "claims",
-                "sold",
-                "cents",
-                "ends",
-                "rolled_back",
-            ])
-            .query_async(&mut conn)
-            .await?;
-        // A rolled-back state is as good as lost: it answers like a missing one, so reads
-        // get 503 and the rebuild may replace it.
-        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends), None] = v[..]
-        else {
-            return Ok(None);
-        };
-        Ok(Some(LiveCounters {
-            remaining: remaining as u64,
-            claims: claims as u64,
-            sold: sold as u64,
-            cents: cents as u64,
-            ends_at_ms: ends,
-        }))
+        match self.buckets.of(&self.conn, campaign_id).await? {
+            1 => self.counters_of(&BucketKeys::campaign(campaign_id)).await,
+            n => self.bucketed_counters(campaign_id, n).await,
+        }
     }
 
     async fn user_record(&self, campaign_id: u64, user_id: &str) -> Result<Option<UserRecord>> {
+        let n = self.buckets.of(&self.conn, campaign_id).await?;
+        let bk = BucketKeys::new(campaign_id, home_bucket(user_id, n), n);
         let mut conn = self.conn.clone();
-        let rec: Option<String> = conn.hget(keys::users(campaign_id), user_id).await?;
+        let rec: Option<String> = conn.hget(bk.users(), user_id).await?;
         rec.map(|r| parse_record(campaign_id, user_id, &r))
             .transpose()
     }
 
     async fn holder_count(&self, campaign_id: u64) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        Ok(conn.hlen(keys::users(campaign_id)).await?)
+        let lens = self
+            .each_bucket(campaign_id, |mut conn, bk| async move {
+                conn.hlen::<_, u64>(bk.users()).await
+            })
+            .await?;
+        Ok(lens.iter().sum())
     }
 
     async fn holders(&self, campaign_id: u64) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
-        Ok(conn.hkeys(keys::users(campaign_id)).await?)
+        let lists = self
+            .each_bucket(campaign_id, |mut conn, bk| async move {
+                conn.hkeys::<_, Vec<String>>(bk.users()).await
+            })
+            .await?;
+        Ok(lists.into_iter().flatten().collect())
     }
 
     async fn close(&self, campaign_id: u64, ends_at_ms: i64) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .close
-            .key(keys::state(campaign_id))
-            .arg(ends_at_ms)
-            .invoke_async(&mut conn)
-            .await?;
+        let close = &self.close;
+        self.each_bucket(campaign_id, |mut conn, bk| async move {
+            close
+                .key(bk.state())
+                .arg(ends_at_ms)
+                .invoke_async::<i64>(&mut conn)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
@@ -516,6 +605,11 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let _: () = conn.del(keys::rebuild_lock(campaign_id)).await?;
         Ok(())
+    }
+
+    async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {
+        self.sweep_transfers(campaign_id, now_ms, SWEEP_AFTER_MS)
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -29,6 +29,7 @@ const OPS: &[&str] = &[
     "lock_rebuild",
     "unlock_rebuild",
     "ping",
+    "sweep",
 ];
 
 pub struct TimedStore {
@@ -120,5 +121,10 @@ impl Store for TimedStore {
     async fn ping(&self) -> Result<()> {
         let _t = self.timings.start("ping");
         self.inner.ping().await
+    }
+
+    async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {
+        let _t = self.timings.start("sweep");
+        self.inner.sweep(campaign_id, now_ms).await
     }
 }

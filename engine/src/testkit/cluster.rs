@@ -84,10 +84,8 @@ fn cli(port: u16, args: &[&str]) -> String {
 impl TestCluster {
     /// Starts 6 nodes and joins them into a cluster of 3 masters with a replica each.
     pub fn start() -> TestCluster {
-        let dir = std::env::temp_dir().join(format!(
-            "stampede-cluster-{:016x}",
-            rand::random::<u64>()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("stampede-cluster-{:016x}", rand::random::<u64>()));
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..6 {
@@ -244,12 +242,19 @@ impl TestCluster {
     /// Starts a killed node again on its port and directory: it rejoins the cluster from
     /// its `nodes.conf`, as a replica of whichever node took over its slots.
     pub fn restart(&mut self, port: u16) {
-        if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port && n.child.is_none()) {
+        if let Some(n) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port && n.child.is_none())
+        {
             n.child = Some(spawn_node(n.port, &n.dir));
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cluster node {port} did not restart");
+            assert!(
+                Instant::now() < deadline,
+                "cluster node {port} did not restart"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -260,12 +265,16 @@ impl TestCluster {
         loop {
             let synced = self.masters().iter().all(|p| {
                 let info = cli(*p, &["info", "replication"]);
-                info.lines().any(|l| l.starts_with("slave0:") && l.contains("state=online"))
+                info.lines()
+                    .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
             });
             if synced {
                 return;
             }
-            assert!(Instant::now() < deadline, "the masters did not get their replicas back");
+            assert!(
+                Instant::now() < deadline,
+                "the masters did not get their replicas back"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -279,7 +288,10 @@ impl TestCluster {
             if masters.len() == 3 && !masters.contains(&dead) {
                 break;
             }
-            assert!(Instant::now() < deadline, "no replica took over from {dead}");
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over from {dead}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         self.wait_until_ok(deadline.saturating_duration_since(Instant::now()));

@@ -12,7 +12,7 @@ use hyper::{Method, Uri};
 
 use crate::admin::Admin;
 use crate::audit::{audit_claims, ClaimsAudit, Rules, Seen};
-use crate::client::{Call, Reply, Target};
+use crate::client::{Call, Reply};
 use crate::crowd::arrival_order;
 use crate::driver::{self, RunConfig, Workload};
 use crate::error::{Error, Result};
@@ -99,7 +99,8 @@ pub async fn run(
     plan: Plan,
 ) -> Result<Report> {
     crowd.validate()?;
-    let target = Target::resolve(&common.target).await?;
+    let targets = common.targets().await?;
+    let target = targets[0].clone();
     let mut admin = Admin::new(target.clone(), &common.admin_token(), common.timeout)?;
 
     let secret = common.jwt_secret();
@@ -118,7 +119,7 @@ pub async fn run(
     let campaign = admin.create_campaign(&plan.create).await?;
     let uri = target.uri(&format!("/v1/campaigns/{}/claims", campaign.id))?;
     let config = RunConfig {
-        target,
+        targets,
         concurrency,
         arrival: crowd.arrival(),
         timeout: common.timeout,

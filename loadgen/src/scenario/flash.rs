@@ -35,6 +35,10 @@ pub struct FlashArgs {
     /// How long to wait after the crowd for every accepted claim to be persisted.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Spread the sale over this many buckets (cluster shards) of the store (1..=64).
+    #[arg(long, default_value_t = 1)]
+    pub buckets: u64,
 }
 
 /// Creates the flash sale, fires the crowd, audits.
@@ -56,6 +60,7 @@ pub async fn run(args: &FlashArgs) -> Result<Report> {
             "name": campaign_name("flash"),
             "stock": args.stock,
             "per_user_limit": args.per_user,
+            "buckets": args.buckets,
         }),
         claim_body: Bytes::from(json!({ "quantity": args.quantity }).to_string()),
         rules: Rules::FlashSale {

@@ -72,7 +72,7 @@ pub async fn load(spec: &HttpLoad) -> Result<Report> {
     let target = Target::resolve(&spec.url).await?;
     let uri = target.uri(&target.path)?;
     let config = RunConfig {
-        target,
+        targets: vec![target],
         concurrency: spec.concurrency,
         arrival: match spec.rate {
             Some(rate) => Arrival::Open {
@@ -99,10 +99,12 @@ pub async fn load(spec: &HttpLoad) -> Result<Report> {
 
 /// `stampede-loadgen http`.
 pub async fn run(args: &HttpArgs) -> Result<Report> {
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("{}/healthz", args.common.target.trim_end_matches('/')));
+    let url = args.url.clone().unwrap_or_else(|| {
+        format!(
+            "{}/healthz",
+            args.common.primary_target().trim_end_matches('/')
+        )
+    });
     load(&HttpLoad {
         url,
         concurrency: args.common.concurrency.unwrap_or(DEFAULT_HTTP_CONCURRENCY),

@@ -32,9 +32,11 @@ pub const DEFAULT_HTTP_CONCURRENCY: usize = 64;
 /// Flags every load scenario takes.
 #[derive(Args, Clone, Debug)]
 pub struct Common {
-    /// Base URL of the engine.
-    #[arg(long, default_value = DEFAULT_TARGET)]
-    pub target: String,
+    /// Base URL of the engine; repeat it to drive several api instances at once (their
+    /// connections are dealt out round-robin; campaigns are created and audited through
+    /// the first).
+    #[arg(long = "target", default_value = DEFAULT_TARGET)]
+    pub target: Vec<String>,
 
     /// HS256 secret the engine verifies user tokens with.
     #[arg(long, env = "STAMPEDE_JWT_SECRET", hide_env_values = true)]
@@ -72,6 +74,25 @@ pub struct Common {
     /// No live progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl Common {
+    /// The first target: where campaigns are created and audited.
+    pub fn primary_target(&self) -> &str {
+        self.target.first().map_or(DEFAULT_TARGET, String::as_str)
+    }
+
+    /// Every target, resolved.
+    pub async fn targets(&self) -> Result<Vec<crate::client::Target>> {
+        let mut out = Vec::new();
+        for t in &self.target {
+            out.push(crate::client::Target::resolve(t).await?);
+        }
+        if out.is_empty() {
+            out.push(crate::client::Target::resolve(DEFAULT_TARGET).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// The engine's development defaults (`stampede serve` with no secrets configured uses

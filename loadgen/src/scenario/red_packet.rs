@@ -36,6 +36,10 @@ pub struct RedPacketArgs {
     /// How long to wait after the crowd for every accepted claim to be persisted.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Spread the packets over this many buckets (cluster shards) of the store (1..=64).
+    #[arg(long, default_value_t = 1)]
+    pub buckets: u64,
 }
 
 /// Creates the red packet, fires the crowd, audits.
@@ -58,6 +62,7 @@ pub async fn run(args: &RedPacketArgs) -> Result<Report> {
             "total_cents": args.total_cents,
             "count": args.count,
             "min_cents": args.min_cents,
+            "buckets": args.buckets,
         }),
         // A red-packet claim takes no quantity: no body at all.
         claim_body: Bytes::new(),

@@ -9,7 +9,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Uri};
 
 use crate::audit::audit_signin;
-use crate::client::{Call, Reply, Target};
+use crate::client::{Call, Reply};
 use crate::crowd::arrival_order;
 use crate::driver::{self, RunConfig, Workload};
 use crate::error::{Error, Result};
@@ -87,7 +87,8 @@ fn fresh_prefix() -> String {
 pub async fn run(args: &SigninArgs) -> Result<Report> {
     let crowd = &args.crowd;
     crowd.validate()?;
-    let target = Target::resolve(&args.common.target).await?;
+    let targets = args.common.targets().await?;
+    let target = targets[0].clone();
     let secret = args.common.jwt_secret();
     let prefix = crowd.user_prefix.clone().unwrap_or_else(fresh_prefix);
     let users = user_ids(&prefix, crowd.users);
@@ -101,7 +102,7 @@ pub async fn run(args: &SigninArgs) -> Result<Report> {
         .unwrap_or(DEFAULT_CROWD_CONCURRENCY)
         .clamp(1, crowd.users);
     let config = RunConfig {
-        target: target.clone(),
+        targets,
         concurrency,
         arrival: crowd.arrival(),
         timeout: args.common.timeout,
