@@ -264,3 +264,50 @@ async fn a_master_killed_during_a_crowd_loses_nothing_answered_and_refuses_only_
     );
     assert!(rows.len() <= 1_000_000);
 }
+
+/// The sold-out flag crosses api processes on a cluster too (a plain PUBLISH reaches the
+/// subscribers of every node): once one api sees a bucketed sale sell out, the other
+/// refuses newcomers without running the claim script on any master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sold_out_flag_reaches_another_api_over_the_cluster() {
+    let deps = Deps::new(Backend::Cluster).await;
+    let mut config = deps.config();
+    // Long enough that the flag the signal armed is still trusted when the test asks.
+    config.sold_out_ttl_ms = 30_000;
+    let first = TestApp::start(&config).await;
+    let second = TestApp::start_in(&config, stampede_api::startup::Mode::Api, None).await;
+    let sale = first
+        .create(json!({"kind": "flash_sale", "name": "flag", "stock": 20, "buckets": 3}))
+        .await;
+    // The second instance reads the campaign once, so it holds its row.
+    let (status, _) = second.claim(sale, &second.token("early"), None).await;
+    assert_eq!(status, 201);
+    let mut sold = 1;
+    for u in 0..60 {
+        let (status, body) = first.claim(sale, &first.token(&format!("u{u}")), None).await;
+        match status {
+            201 => sold += 1,
+            409 => assert_eq!(body["error"]["code"], "sold_out"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(sold, 20, "exactly the stock");
+    let cluster = deps.cluster.as_ref().expect("cluster");
+    // The second instance has not asked the store since the sale sold out: only the
+    // signal can tell it. Its very first refusals must cost no claim script.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before: u64 = cluster.calls_per_master("evalsha").values().sum();
+    for u in 0..50 {
+        let (status, body) = second.claim(sale, &second.token(&format!("late{u}")), None).await;
+        assert_eq!(status, 409, "{body}");
+    }
+    let after: u64 = cluster.calls_per_master("evalsha").values().sum();
+    assert_eq!(after - before, 0, "the second api refused from its flag, told over pub/sub");
+    // A holder still reaches the store and hears already_claimed.
+    let (status, _) = second.claim(sale, &second.token("early"), None).await;
+    assert_eq!(status, 200);
+    // The user's claim page, filled and refreshed across processes, shows the claim.
+    first.wait_drained(sale).await;
+    let page = second.user_get("early", "/v1/me/claims").await;
+    assert_eq!(page["claims"].as_array().map(Vec::len), Some(1), "{page}");
+}
