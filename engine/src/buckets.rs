@@ -2,11 +2,13 @@
 //! hash tag of its own, so that one hot campaign uses N cluster shards (design.md,
 //! "Scale beyond one machine").
 //!
-//! - **Tags.** Bucket 0 is the campaign's own tag `{c:ID}` (an unbucketed campaign is a
-//!   campaign of one bucket). Bucket b > 0 is `{c:ID:bB-K}`, with the smallest K whose
-//!   slot lies in the b-th of N equal arcs of the slot ring counted from bucket 0's slot,
-//!   so the N buckets sit N arcs apart and land on different masters of an evenly split
-//!   cluster. Computed, never stored: every process finds the same tags.
+//! - **Tags.** Cut the slot ring into N equal arcs, `[a * 16384 / N, (a + 1) * 16384 / N)`
+//!   (`redis-cli --cluster create` gives M masters M equal arcs, so buckets in different
+//!   arcs land on different masters while N <= M, and spread evenly beyond). Bucket 0 is
+//!   the campaign's own tag `{c:ID}` (an unbucketed campaign is a campaign of one bucket),
+//!   in whatever arc its slot falls, A. Bucket b > 0 is `{c:ID:bB-K}`, with the smallest K
+//!   whose slot lies in the middle half of arc `(A + b) mod N`. Computed, never stored:
+//!   every process finds the same tags.
 //! - **Home bucket.** A user claims in `fnv1a(user id) mod N`, always the same bucket, so
 //!   the per-user limit stays exact inside one slot.
 //! - **Claim ids** of a bucketed campaign carry the bucket, `c17-b2-0000000005`: each
@@ -58,14 +60,18 @@ pub fn tag(campaign_id: u64, bucket: u64, buckets: u64) -> String {
     if bucket == 0 || buckets <= 1 {
         return base;
     }
-    let origin = u32::from(slot_of(&base));
-    let arc = SLOTS / buckets as u32;
-    // The middle half of the arc: clear of its neighbours' edges.
-    let lo = (origin + bucket as u32 * arc + arc / 4) % SLOTS;
-    let width = (arc / 2).max(1);
+    let n = buckets as u32;
+    let arc_of = |slot: u32| slot * n / SLOTS;
+    let target = (arc_of(u32::from(slot_of(&base))) + bucket as u32) % n;
+    // The middle half of the target arc: clear of its neighbours' edges.
+    let (lo, hi) = (target * SLOTS / n, (target + 1) * SLOTS / n);
+    let quarter = (hi - lo) / 4;
     (0u64..)
         .map(|k| format!("{{c:{campaign_id}:b{bucket}-{k}}}"))
-        .find(|t| (u32::from(slot_of(t)) + SLOTS - lo) % SLOTS < width)
+        .find(|t| {
+            let s = u32::from(slot_of(t));
+            s >= lo + quarter && s < hi - quarter
+        })
         .unwrap_or(base)
 }
 
@@ -208,22 +214,33 @@ mod tests {
     }
 
     #[test]
-    fn bucket_tags_sit_in_their_own_arc_of_the_slot_ring() {
-        for id in [1u64, 17, 9_999] {
+    fn bucket_tags_sit_in_arcs_of_their_own() {
+        for id in [1u64, 17, 9_999, 123_456] {
             for n in [2u64, 3, 8, 64] {
-                let origin = u32::from(slot_of(&tag(id, 0, n)));
-                let arc = SLOTS / n as u32;
-                for b in 0..n {
-                    let t = tag(id, b, n);
-                    assert!(t.starts_with(&format!("{{c:{id}")) && t.ends_with('}'));
-                    let offset = (u32::from(slot_of(&t)) + SLOTS - origin) % SLOTS;
-                    assert_eq!(
-                        offset / arc,
-                        b as u32,
-                        "bucket {b} of {n} of campaign {id}: {t}"
-                    );
-                }
+                let arcs: std::collections::HashSet<u32> = (0..n)
+                    .map(|b| {
+                        let t = tag(id, b, n);
+                        assert!(t.starts_with(&format!("{{c:{id}")) && t.ends_with('}'));
+                        u32::from(slot_of(&t)) * n as u32 / SLOTS
+                    })
+                    .collect();
+                assert_eq!(
+                    arcs.len(),
+                    n as usize,
+                    "{n} buckets of campaign {id} in {n} arcs"
+                );
             }
+        }
+        // Three buckets on the three masters of an evenly split cluster.
+        for id in 1..200u64 {
+            let masters: std::collections::HashSet<u32> = (0..3)
+                .map(|b| match slot_of(&tag(id, b, 3)) {
+                    0..=5460 => 0,
+                    5461..=10922 => 1,
+                    _ => 2,
+                })
+                .collect();
+            assert_eq!(masters.len(), 3, "campaign {id}");
         }
         assert_eq!(tag(5, 0, 3), "{c:5}");
         assert_eq!(tag(5, 2, 1), "{c:5}");

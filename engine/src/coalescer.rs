@@ -35,9 +35,10 @@ struct Pending {
 
 pub struct Coalescer {
     store: Arc<dyn Store>,
-    /// Campaign id -> its lane's queue. A lane lives as long as the process; its
-    /// memory is a channel and a parked task.
-    lanes: Mutex<HashMap<u64, mpsc::Sender<Pending>>>,
+    /// (Campaign id, bucket) -> its lane's queue: a bucketed campaign has a lane per
+    /// bucket, so each batch is one script call in one slot (see [`crate::buckets`]). A
+    /// lane lives as long as the process; its memory is a channel and a parked task.
+    lanes: Mutex<HashMap<(u64, u64), mpsc::Sender<Pending>>>,
     max_batch: usize,
     max_in_flight: usize,
     /// The longest a claim waits for its answer.
@@ -60,9 +61,9 @@ impl Coalescer {
         }
     }
 
-    fn lane(&self, campaign_id: u64) -> mpsc::Sender<Pending> {
+    fn lane(&self, campaign_id: u64, bucket: u64) -> mpsc::Sender<Pending> {
         let mut lanes = self.lanes.lock();
-        if let Some(tx) = lanes.get(&campaign_id) {
+        if let Some(tx) = lanes.get(&(campaign_id, bucket)) {
             if !tx.is_closed() {
                 return tx.clone();
             }
@@ -75,14 +76,20 @@ impl Coalescer {
             self.max_batch,
             self.max_in_flight,
         ));
-        lanes.insert(campaign_id, tx.clone());
+        lanes.insert((campaign_id, bucket), tx.clone());
         tx
     }
 
-    /// One claim, decided in a batch with whatever else is waiting for the campaign.
-    pub async fn claim(&self, campaign_id: u64, request: ClaimRequest) -> Result<ClaimOutcome> {
+    /// One claim, decided in a batch with whatever else is waiting for the campaign's
+    /// bucket `bucket` (the user's home bucket; 0 for an unbucketed campaign).
+    pub async fn claim(
+        &self,
+        campaign_id: u64,
+        bucket: u64,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome> {
         let (reply, rx) = oneshot::channel();
-        self.lane(campaign_id)
+        self.lane(campaign_id, bucket)
             .try_send(Pending { request, reply })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => EngineError::Store("claim lane full".into()),

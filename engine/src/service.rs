@@ -432,7 +432,10 @@ impl Engine {
             request_id,
         };
         let outcome = match &self.coalescer {
-            Some(coalescer) => coalescer.claim(campaign_id, request).await?,
+            Some(coalescer) => {
+                let bucket = crate::buckets::home_bucket(user_id, c.buckets);
+                coalescer.claim(campaign_id, bucket, request).await?
+            }
             None => self.store.claim(campaign_id, now_ms(), request).await?,
         };
         if outcome == ClaimOutcome::Missing {

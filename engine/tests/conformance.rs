@@ -86,7 +86,37 @@ async fn cluster_store(cluster: &TestCluster) -> (RedisStore, RedisQueue) {
     )
 }
 
-/// Runs one conformance test against both stores.
+/// Runs one Redis-only test (what the in-process store has no counterpart of) on one
+/// Redis and on a cluster.
+macro_rules! on_redis_and_cluster {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_redis() {
+                super::$body(super::redis().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_cluster() {
+                super::$body(super::cluster().await).await;
+            }
+        }
+    };
+}
+
+/// A connection of the test's own to the harness's Redis or cluster.
+async fn raw_conn(h: &Harness) -> stampede_engine::redis_conn::RedisConn {
+    let target = match (&h._redis, &h._cluster) {
+        (Some(r), _) => RedisTarget::Single(r.url()),
+        (_, Some(c)) => RedisTarget::Cluster(c.seeds()),
+        _ => panic!("a Redis harness"),
+    };
+    target
+        .connect(Duration::from_secs(2))
+        .await
+        .expect("connect")
+}
+
+/// Runs one conformance test against every store.
 macro_rules! conformance {
     ($name:ident, $body:ident) => {
         mod $name {
@@ -420,9 +450,7 @@ async fn a_reload_keeps_winners_and_continues_the_sequence(h: Harness) {
 }
 conformance!(reload, a_reload_keeps_winners_and_continues_the_sequence);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_consumers_events_are_reclaimed_by_another() {
-    let h = redis().await;
+async fn a_dead_consumers_events_are_reclaimed_by_another(h: Harness) {
     load(&h, &flash(10, 50, 1)).await;
     for u in 0..50 {
         h.store
@@ -462,6 +490,7 @@ async fn a_dead_consumers_events_are_reclaimed_by_another() {
             });
     assert_eq!(by_user.len(), 50);
 }
+on_redis_and_cluster!(reclaim, a_dead_consumers_events_are_reclaimed_by_another);
 
 async fn coalesced_racing_claims_keep_every_invariant(h: Harness) {
     use stampede_engine::coalescer::Coalescer;
@@ -493,7 +522,7 @@ async fn coalesced_racing_claims_keep_every_invariant(h: Harness) {
         .into_iter()
         .map(|r| {
             let co = coalescer.clone();
-            tokio::spawn(async move { co.claim(11, r).await.expect("claim") })
+            tokio::spawn(async move { co.claim(11, 0, r).await.expect("claim") })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -679,17 +708,10 @@ conformance!(dead_letters, a_dead_letter_is_set_aside_and_replayed);
 
 /// An entry a worker cannot read, or one naming another campaign than its stream's,
 /// goes to the dead letters at once instead of blocking the stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreadable_events_go_to_the_dead_letters() {
-    let h = redis().await;
+async fn unreadable_events_go_to_the_dead_letters(h: Harness) {
     load(&h, &flash(12, 10, 1)).await;
     h.store.claim(12, NOW, req("good", 1)).await.expect("claim");
-    let url = h._redis.as_ref().expect("redis").url();
-    let mut conn = redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = raw_conn(&h).await;
     let stream = stampede_engine::store::keys::stream(12);
     for event in ["garbage", "13|c13-0000000001|x|1|0|-1|1"] {
         let _: String = redis::AsyncCommands::xadd(&mut conn, &stream, "*", &[("e", event)])
@@ -707,6 +729,7 @@ async fn unreadable_events_go_to_the_dead_letters() {
     let listed = h.queue.dead_letter_list(12, 10).await.expect("list");
     assert!(listed.iter().all(|d| d.reason == "unreadable event"));
 }
+on_redis_and_cluster!(unreadable, unreadable_events_go_to_the_dead_letters);
 async fn the_request_id_travels_with_the_claim_event(h: Harness) {
     let c = flash(14, 10, 1);
     load(&h, &c).await;
