@@ -1249,3 +1249,71 @@ async fn a_stranded_transfer_is_counted_and_swept_on_cluster() {
     let (store, _) = cluster_store(h._cluster.as_ref().expect("cluster")).await;
     a_stranded_transfer_is_counted_and_swept(&store, &h).await;
 }
+
+/// The rollback check per bucket: one bucket of a bucketed campaign put back to an older
+/// state (DUMP/RESTORE of its keys) is refused by the process that saw it newer, and the
+/// campaign answers like a lost one until a rebuild, on one Redis and on a cluster.
+async fn an_older_bucket_is_refused_until_rebuilt(h: Harness) {
+    use stampede_engine::buckets::home_bucket;
+    use stampede_engine::store::keys::BucketKeys;
+    let c = bucketed(flash(45, 9, 1), 3);
+    load(&h, &c).await;
+    let homed: Vec<String> = (0..)
+        .map(|u| format!("u{u}"))
+        .filter(|u| home_bucket(u, 3) == 1)
+        .take(4)
+        .collect();
+    let mut sold = vec![
+        accepted_on(h.store.as_ref(), 45, &homed[0]).await,
+        accepted_on(h.store.as_ref(), 45, &homed[1]).await,
+    ];
+    let bucket = BucketKeys::new(45, 1, 3);
+    let mut raw = raw_conn(&h).await;
+    let mut snapshot = Vec::new();
+    for key in [bucket.state(), bucket.users()] {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .expect("DUMP");
+        snapshot.push((key, dump));
+    }
+    sold.push(accepted_on(h.store.as_ref(), 45, &homed[2]).await);
+    for (key, dump) in &snapshot {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query_async(&mut raw)
+            .await
+            .expect("RESTORE");
+    }
+    assert_eq!(
+        h.store
+            .claim(45, NOW, req(&homed[3], 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Missing,
+        "the bucket came back older than this process saw it"
+    );
+    assert_eq!(
+        h.store.counters(45).await.expect("counters"),
+        None,
+        "as if lost"
+    );
+    h.store.load(&live_state(&c, &sold)).await.expect("rebuild");
+    let next = accepted_on(h.store.as_ref(), 45, &homed[3]).await;
+    assert_eq!(
+        next.id, "c45-b1-0000000004",
+        "no claim id is handed out twice"
+    );
+    let k = h
+        .store
+        .counters(45)
+        .await
+        .expect("counters")
+        .expect("state");
+    assert_eq!((k.claims, k.remaining), (4, 5));
+}
+on_redis_and_cluster!(bucket_rollback, an_older_bucket_is_refused_until_rebuilt);
