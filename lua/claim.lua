@@ -24,7 +24,8 @@
 -- At most once (design.md, invariant 8): a client library re-sends a script whose reply it
 -- lost (a dropped connection, a cluster redirect, a timeout). The batch id comes with the
 -- re-sent call: when its reply is already kept, the batch ran, and the kept reply is
--- answered again without deciding anything a second time.
+-- answered again without deciding anything a second time. Kept only for batches that
+-- accepted a claim, and only briefly (the client library re-sends within seconds).
 --
 -- The floor finds a store that came back OLDER than it was (restarted from an RDB
 -- snapshot or a lagging AOF, or a failover to a replica that missed writes): its seq
@@ -141,7 +142,9 @@ if claims > 0 then
   redis.call('HINCRBY', KEYS[1], 'cents', cents)
 end
 out[2] = string.format('%d', seq)
-if ARGV[5] ~= '' then
+-- Only a batch that changed something is kept: running one that accepted nothing again
+-- changes nothing either.
+if ARGV[5] ~= '' and claims > 0 then
   redis.call('SET', KEYS[5], cjson.encode(out), 'PX', ARGV[6])
 end
 return out

@@ -34,7 +34,7 @@ use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
 use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
 use crate::risk::RiskRules;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::telemetry;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -173,7 +173,7 @@ pub fn app_state(
     engine: Arc<Engine>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<AppState> {
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         engine,
         auth: Arc::new(Auth::new(config.jwt_secret(), config.admin_token())),
         metrics: telemetry::metrics_handle(),
@@ -187,7 +187,7 @@ pub fn app_state(
             config.ticket_ttl_secs as i64 * 1_000,
         )),
         risk: Arc::new(RiskRules::new(config.risk().map_err(anyhow::Error::msg)?)),
-    })
+    }))
 }
 
 pub struct Running {

@@ -1,5 +1,9 @@
 //! The state every handler shares: the engine, the credentials checker, the metrics
-//! renderer, the rate limits, the dashboard, the claim tickets and the risk rules. Cheap to clone (all `Arc`s).
+//! renderer, the rate limits, the dashboard, the claim tickets and the risk rules.
+//!
+//! axum clones the state for every request: [`AppState`] is ONE `Arc` around
+//! [`Shared`], so that clone is one reference count, not one per field (a profile of
+//! the claim path showed the clone and drop of a struct of many `Arc`s at about 1.5%).
 
 use std::sync::Arc;
 
@@ -7,8 +11,25 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use stampede_engine::auth::Auth;
 use stampede_engine::service::Engine;
 
+/// What every handler shares; reached through [`AppState`] (it derefs to this).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub engine: Arc<Engine>,
     pub auth: Arc<Auth>,
     pub metrics: PrometheusHandle,
@@ -19,7 +40,7 @@ pub struct AppState {
     pub risk: Arc<crate::risk::RiskRules>,
 }
 
-impl AppState {
+impl Shared {
     /// The gates every user write route (claim, ticket, sign-in) passes first, cheapest
     /// first: the blocklist (`403 blocked`), then the user's and the address's rates
     /// (`429`). No I/O.

@@ -111,7 +111,11 @@ impl RedisTarget {
                 )?))
             }
             RedisTarget::Cluster(seeds) => {
+                // The response timeout bounds each try and, set here on the builder, the
+                // whole request with its re-sends too (redis-rs's overall timeout).
                 let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+                    .response_timeout(timeout)
+                    .connection_timeout(timeout)
                     .retries(CLUSTER_RETRIES)
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                     .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)

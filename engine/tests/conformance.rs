@@ -73,16 +73,19 @@ async fn cluster() -> Harness {
     }
 }
 
-/// A store and a queue on `cluster`, as one api process has them.
+/// A store and a queue on `cluster`, as one api process has them. The bound on each call
+/// (which on a cluster also bounds its re-sends) is 10 s, not the 2 s of one Redis: the
+/// races here fire thousands of claims at the store at once, uncoalesced, and on a
+/// bucketed campaign each may take many round trips to six servers on two cores.
 async fn cluster_store(cluster: &TestCluster) -> (RedisStore, RedisQueue) {
     let target = RedisTarget::Cluster(cluster.seeds());
     let conn = target
-        .connect(Duration::from_secs(2))
+        .connect(Duration::from_secs(10))
         .await
         .expect("connect");
     (
         RedisStore::new(conn.clone()),
-        RedisQueue::new(target, Duration::from_secs(2), conn),
+        RedisQueue::new(target, Duration::from_secs(10), conn),
     )
 }
 
