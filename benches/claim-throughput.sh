@@ -28,15 +28,7 @@ bench_pids+=("$!")
 
 # 4,000 users x a limit of 1,000: every request in the run is accepted.
 mint_tokens $(seq -f 'user%.0f' 0 3999) >"$work/tokens.txt"
-cat >"$work/stampede.lua" <<LUA
-tokens = {}
-for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
-i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("POST", "/v1/campaigns/$stampede_campaign/claims", {["Authorization"] = "Bearer " .. tokens[i]})
-end
-LUA
+token_script POST "/v1/campaigns/$stampede_campaign/claims" >"$work/stampede.lua"
 cat >"$work/plain.lua" <<'LUA'
 i = 0
 request = function()
@@ -46,18 +38,7 @@ end
 LUA
 sleep 0.5
 
-run() { # name port script
-  local out rps bad
-  out=$(wrk -t1 -c"$conns" -d"${secs}s" -s "$3" "http://127.0.0.1:$2")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$1 ${rps} req/s (non-2xx: ${bad:-0})" >&2
-  if [ -n "$bad" ] && [ "$bad" != "0" ]; then
-    echo "invalid round: $1 answered $bad requests with non-2xx (see $work/api.log)" >&2
-    exit 1
-  fi
-  echo "$rps"
-}
+run() { wrk_round "$@" | cut -d' ' -f1; }
 # Warm-up: connections, script cache, allocator, campaign caches.
 secs_measured=$secs; secs=2
 run stampede "$api_port" "$work/stampede.lua" >/dev/null 2>&1; run plain "$plain_port" "$work/plain.lua" >/dev/null 2>&1

@@ -67,32 +67,10 @@ api_port=$cluster_port
 cluster_campaign=$(create_campaign '{"kind":"flash_sale","name":"bucketed","stock":1000000000,"per_user_limit":1000,"buckets":3}')
 
 mint_tokens $(seq -f 'user%.0f' 0 3999) >"$work/tokens.txt"
-script() { # campaign
-  cat <<LUA
-tokens = {}
-for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
-i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("POST", "/v1/campaigns/$1/claims", {["Authorization"] = "Bearer " .. tokens[i]})
-end
-LUA
-}
-script "$single_campaign" >"$work/single.lua"; script "$cluster_campaign" >"$work/cluster.lua"
+token_script POST "/v1/campaigns/$single_campaign/claims" >"$work/single.lua"
+token_script POST "/v1/campaigns/$cluster_campaign/claims" >"$work/cluster.lua"
 
-run() { # name port script -> "rps p99_ms"
-  local out rps p99 bad
-  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$3" "http://127.0.0.1:$2")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$1 ${rps} req/s, p99 ${p99} ms (non-2xx: ${bad:-0})" >&2
-  if [ -n "$bad" ] && [ "$bad" != "0" ]; then
-    echo "invalid round: $1 answered $bad requests with non-2xx (see $work/*.log)" >&2
-    exit 1
-  fi
-  echo "$rps $p99"
-}
+run() { wrk_round "$@"; }
 secs_measured=$secs; secs=2
 run single "$single_port" "$work/single.lua" >/dev/null 2>&1; run cluster "$cluster_port" "$work/cluster.lua" >/dev/null 2>&1
 secs=$secs_measured

@@ -27,20 +27,9 @@ winner=$(mint_tokens winner)
 curl -sf -o /dev/null -XPOST "127.0.0.1:$api_port/v1/campaigns/$campaign/claims" -H "Authorization: Bearer $winner"
 mint_tokens $(seq -f 'loser%.0f' 0 3999) >"$work/tokens.txt"
 
-script() { # method path -> the same script shape for every route
-  cat <<LUA
-tokens = {}
-for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
-i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("$1", "$2", {["Authorization"] = "Bearer " .. tokens[i]})
-end
-LUA
-}
-script GET /healthz >"$work/healthz.lua"
-script GET "/v1/campaigns/$campaign" >"$work/reads.lua"
-script POST "/v1/campaigns/$campaign/claims" >"$work/refusals.lua"
+token_script GET /healthz >"$work/healthz.lua"
+token_script GET "/v1/campaigns/$campaign" >"$work/reads.lua"
+token_script POST "/v1/campaigns/$campaign/claims" >"$work/refusals.lua"
 
 run() { # name script expected-status
   local out rps other

@@ -5,6 +5,10 @@
 #                               sets api_port, api_pid, work, secret, admin
 #   mint_tokens USER...         prints one HS256 token per user, for $secret
 #   create_campaign JSON        creates a campaign, prints its id
+#   token_script METHOD PATH    prints a wrk Lua script: METHOD PATH with the next token of
+#                               $work/tokens.txt as its bearer, per request
+#   wrk_round NAME PORT SCRIPT  one wrk round of $secs s on $conns connections; prints
+#                               "req/s p99-ms"; a round with any non-2xx reply is invalid
 # Needs PostgreSQL on 127.0.0.1 (trust auth, as .ci/run sets up); installs wrk when absent.
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -57,4 +61,30 @@ create_campaign() {
   curl -sf -XPOST "127.0.0.1:$api_port/v1/campaigns" -H "Authorization: Bearer $admin" \
     -H 'content-type: application/json' -d "$1" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+
+token_script() {
+  cat <<LUA
+tokens = {}
+for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
+i = 0
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("$1", "$2", {["Authorization"] = "Bearer " .. tokens[i]})
+end
+LUA
+}
+
+wrk_round() {
+  local out rps p99 bad
+  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$3" "http://127.0.0.1:$2/")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  echo "$1 ${rps} req/s, p99 ${p99} ms (non-2xx: ${bad:-0})" >&2
+  if [ -n "$bad" ] && [ "$bad" != "0" ]; then
+    echo "invalid round: $1 answered $bad requests with non-2xx (see $work/*.log)" >&2
+    exit 1
+  fi
+  echo "$rps $p99"
 }

@@ -103,7 +103,8 @@ pub struct Config {
     #[arg(long, env = "STAMPEDE_SOLD_OUT_TTL_MS", default_value_t = 1_000)]
     pub sold_out_ttl_ms: u64,
     /// Redis replicas that must confirm each claim batch (`WAIT`) before its claims are
-    /// answered; 0 answers at once. When fewer confirm in time, the claims get 503.
+    /// answered, and hold the claim events a worker read before it writes them; 0 answers
+    /// at once. When fewer confirm in time, the claims get 503.
     #[arg(long, env = "STAMPEDE_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
     /// Consecutive failures to reach Redis that open its circuit breaker.

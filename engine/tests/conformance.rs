@@ -106,6 +106,12 @@ macro_rules! on_redis_and_cluster {
     };
 }
 
+/// Another api process's Redis store on the harness's Redis or cluster (for the calls
+/// only the Redis store has).
+async fn redis_store_of(h: &Harness) -> RedisStore {
+    RedisStore::new(raw_conn(h).await)
+}
+
 /// A connection of the test's own to the harness's Redis or cluster.
 async fn raw_conn(h: &Harness) -> stampede_engine::redis_conn::RedisConn {
     let target = match (&h._redis, &h._cluster) {
@@ -891,7 +897,8 @@ async fn a_reload_with_a_lower_sequence_by_another_process_is_not_a_rollback() {
 /// Invariant 8: the same claim batch sent twice (as a client library re-sends a call whose
 /// reply it lost) accepts nothing the second time and answers what the first run did,
 /// also for a user whose limit leaves room for more.
-async fn a_repeated_claim_batch_accepts_nothing_twice(store: &RedisStore, h: &Harness) {
+async fn a_repeated_claim_batch_accepts_nothing_twice(h: Harness) {
+    let (store, h) = (redis_store_of(&h).await, &h);
     let c = flash(30, 10, 3);
     load(h, &c).await;
     let batch = vec![req("u1", 1), req("u1", 1), req("u2", 2)];
@@ -930,32 +937,7 @@ async fn a_repeated_claim_batch_accepts_nothing_twice(store: &RedisStore, h: &Ha
     assert_eq!(accepted(&other).len(), 1);
     assert!(matches!(other[1], ClaimOutcome::AlreadyClaimed(_)));
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_claim_batch_accepts_nothing_twice_on_redis() {
-    let server = TestRedis::start();
-    let store = process_on(&server).await;
-    let h = Harness {
-        store: Arc::new(store.clone()),
-        queue: Arc::new(RedisQueue::single(
-            &server.url(),
-            Duration::from_secs(2),
-            connect(&server.url(), Duration::from_secs(2))
-                .await
-                .expect("connect"),
-        )),
-        _redis: None,
-        _cluster: None,
-    };
-    a_repeated_claim_batch_accepts_nothing_twice(&store, &h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_claim_batch_accepts_nothing_twice_on_cluster() {
-    let h = cluster().await;
-    let (store, _) = cluster_store(h._cluster.as_ref().expect("cluster")).await;
-    a_repeated_claim_batch_accepts_nothing_twice(&store, &h).await;
-}
+on_redis_and_cluster!(repeated_batch, a_repeated_claim_batch_accepts_nothing_twice);
 
 /// Invariant 8 for loads: a chunk of red packets re-sent under the same load id is not
 /// appended twice (a campaign would otherwise hand out more than its total).
@@ -1174,7 +1156,8 @@ conformance!(
 /// A process that died between taking units out of a bucket and giving them to another
 /// strands them in the transfer record: still remaining, never sold twice, and the
 /// sweeper delivers them so they sell.
-async fn a_stranded_transfer_is_counted_and_swept(store: &RedisStore, h: &Harness) {
+async fn a_stranded_transfer_is_counted_and_swept(h: Harness) {
+    let (store, h) = (redis_store_of(&h).await, &h);
     use stampede_engine::store::keys::BucketKeys;
     use stampede_engine::store::redis::TRANSFER_OUT_LUA;
     let c = bucketed(flash(44, 30, 1), 3);
@@ -1226,32 +1209,7 @@ async fn a_stranded_transfer_is_counted_and_swept(store: &RedisStore, h: &Harnes
         "the whole stock sells, the swept units too, none twice"
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stranded_transfer_is_counted_and_swept_on_redis() {
-    let server = TestRedis::start();
-    let store = process_on(&server).await;
-    let h = Harness {
-        store: Arc::new(store.clone()),
-        queue: Arc::new(RedisQueue::single(
-            &server.url(),
-            Duration::from_secs(2),
-            connect(&server.url(), Duration::from_secs(2))
-                .await
-                .expect("connect"),
-        )),
-        _redis: None,
-        _cluster: None,
-    };
-    a_stranded_transfer_is_counted_and_swept(&store, &h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stranded_transfer_is_counted_and_swept_on_cluster() {
-    let h = cluster().await;
-    let (store, _) = cluster_store(h._cluster.as_ref().expect("cluster")).await;
-    a_stranded_transfer_is_counted_and_swept(&store, &h).await;
-}
+on_redis_and_cluster!(stranded_transfer, a_stranded_transfer_is_counted_and_swept);
 
 /// The rollback check per bucket: one bucket of a bucketed campaign put back to an older
 /// state (DUMP/RESTORE of its keys) is refused by the process that saw it newer, and the
