@@ -785,6 +785,37 @@ async fn process_on(server: &TestRedis) -> RedisStore {
     RedisStore::new(conn)
 }
 
+/// The keys' values as `DUMP` has them: a snapshot to put back with [`restore_keys`],
+/// so the store comes back older than a process saw it.
+async fn dump_keys<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: impl IntoIterator<Item = String>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut snapshot = Vec::new();
+    for key in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("DUMP");
+        snapshot.push((key, dump));
+    }
+    snapshot
+}
+
+async fn restore_keys<C: redis::aio::ConnectionLike>(conn: &mut C, snapshot: &[(String, Vec<u8>)]) {
+    for (key, dump) in snapshot {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query_async(conn)
+            .await
+            .expect("RESTORE");
+    }
+}
+
 async fn accepted_on(store: &dyn Store, campaign_id: u64, user: &str) -> Claim {
     match store
         .claim(campaign_id, NOW, req(user, 1))
@@ -817,27 +848,10 @@ async fn a_state_older_than_a_process_saw_refuses_claims_until_reloaded() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let mut snapshot = Vec::new();
-    for key in [keys::state(21), keys::users(21)] {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(&mut raw)
-            .await
-            .expect("DUMP");
-        snapshot.push((key, dump));
-    }
+    let snapshot = dump_keys(&mut raw, [keys::state(21), keys::users(21)]).await;
     sold.push(accepted_on(&a, 21, "u3").await);
     sold.push(accepted_on(&a, 21, "u4").await);
-    for (key, dump) in &snapshot {
-        let _: () = redis::cmd("RESTORE")
-            .arg(key)
-            .arg(0)
-            .arg(dump.as_slice())
-            .arg("REPLACE")
-            .query_async(&mut raw)
-            .await
-            .expect("RESTORE");
-    }
+    restore_keys(&mut raw, &snapshot).await;
 
     assert_eq!(
         a.claim(21, NOW, req("u5", 1)).await.expect("claim"),
@@ -1230,26 +1244,9 @@ async fn an_older_bucket_is_refused_until_rebuilt(h: Harness) {
     ];
     let bucket = BucketKeys::new(45, 1, 3);
     let mut raw = raw_conn(&h).await;
-    let mut snapshot = Vec::new();
-    for key in [bucket.state(), bucket.users()] {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(&mut raw)
-            .await
-            .expect("DUMP");
-        snapshot.push((key, dump));
-    }
+    let snapshot = dump_keys(&mut raw, [bucket.state(), bucket.users()]).await;
     sold.push(accepted_on(h.store.as_ref(), 45, &homed[2]).await);
-    for (key, dump) in &snapshot {
-        let _: () = redis::cmd("RESTORE")
-            .arg(key)
-            .arg(0)
-            .arg(dump.as_slice())
-            .arg("REPLACE")
-            .query_async(&mut raw)
-            .await
-            .expect("RESTORE");
-    }
+    restore_keys(&mut raw, &snapshot).await;
     assert_eq!(
         h.store
             .claim(45, NOW, req(&homed[3], 1))
