@@ -79,10 +79,6 @@ impl RedisTarget {
         Ok(RedisTarget::Cluster(seeds))
     }
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, RedisTarget::Cluster(_))
-    }
-
     /// The node URLs a pub/sub subscriber may use, in the order to try them: on a cluster
     /// a plain `PUBLISH` reaches the subscribers of every node, so any one will do.
     pub fn subscribe_urls(&self) -> Vec<String> {

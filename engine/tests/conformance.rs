@@ -89,23 +89,6 @@ async fn cluster_store(cluster: &TestCluster) -> (RedisStore, RedisQueue) {
     )
 }
 
-/// Runs one Redis-only test (what the in-process store has no counterpart of) on one
-/// Redis and on a cluster.
-macro_rules! on_redis_and_cluster {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_redis() {
-                super::$body(super::redis().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_cluster() {
-                super::$body(super::cluster().await).await;
-            }
-        }
-    };
-}
-
 /// Another api process's Redis store on the harness's Redis or cluster (for the calls
 /// only the Redis store has).
 async fn redis_store_of(h: &Harness) -> RedisStore {
@@ -119,29 +102,40 @@ async fn raw_conn(h: &Harness) -> stampede_engine::redis_conn::RedisConn {
         (_, Some(c)) => RedisTarget::Cluster(c.seeds()),
         _ => panic!("a Redis harness"),
     };
+    // 10 s, as `cluster_store` says why.
     target
-        .connect(Duration::from_secs(2))
+        .connect(Duration::from_secs(10))
         .await
         .expect("connect")
+}
+
+/// Runs one test body once per named backend (the harness functions above), each as
+/// its own test: `mod NAME { fn memory, fn redis, fn cluster }`.
+macro_rules! on_backends {
+    ($name:ident, $body:ident, [$($backend:ident),+]) => {
+        mod $name {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $backend() {
+                    super::$body(super::$backend().await).await;
+                }
+            )+
+        }
+    };
 }
 
 /// Runs one conformance test against every store.
 macro_rules! conformance {
     ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn in_memory() {
-                super::$body(super::memory().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_redis() {
-                super::$body(super::redis().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_cluster() {
-                super::$body(super::cluster().await).await;
-            }
-        }
+        on_backends!($name, $body, [memory, redis, cluster]);
+    };
+}
+
+/// Runs one Redis-only test (what the in-process store has no counterpart of) on one
+/// Redis and on a cluster.
+macro_rules! on_redis_and_cluster {
+    ($name:ident, $body:ident) => {
+        on_backends!($name, $body, [redis, cluster]);
     };
 }
 

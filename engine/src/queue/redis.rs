@@ -93,6 +93,21 @@ impl RedisQueue {
         Ok((0..n).map(|b| BucketKeys::new(campaign_id, b, n)).collect())
     }
 
+    /// The summed length of one stream of every bucket of the campaign (`stream` names it).
+    async fn total_length(
+        &self,
+        campaign_id: u64,
+        stream: fn(&BucketKeys) -> String,
+    ) -> Result<u64> {
+        let streams: Vec<String> = self
+            .buckets_of(campaign_id)
+            .await?
+            .iter()
+            .map(stream)
+            .collect();
+        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
+    }
+
     /// The queue on one Redis at `url`.
     pub fn single(url: &str, timeout: Duration, conn: RedisConn) -> Self {
         Self::new(RedisTarget::Single(url.to_string()), timeout, conn)
@@ -139,13 +154,7 @@ impl Queue for RedisQueue {
     }
 
     async fn backlog(&self, campaign_id: u64) -> Result<u64> {
-        let streams: Vec<String> = self
-            .buckets_of(campaign_id)
-            .await?
-            .iter()
-            .map(BucketKeys::stream)
-            .collect();
-        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
+        self.total_length(campaign_id, BucketKeys::stream).await
     }
 
     async fn total_backlog(&self) -> Result<u64> {
@@ -155,13 +164,8 @@ impl Queue for RedisQueue {
     }
 
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
-        let streams: Vec<String> = self
-            .buckets_of(campaign_id)
-            .await?
-            .iter()
-            .map(BucketKeys::dead_letters)
-            .collect();
-        Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
+        self.total_length(campaign_id, BucketKeys::dead_letters)
+            .await
     }
 
     async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
