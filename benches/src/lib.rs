@@ -7,5 +7,6 @@
 //!   redis-rs handler doing one EVALSHA of the same claim script per request, without
 //!   anything else Stampede does; `claim-throughput.sh` drives it and `stampede api`
 //!   with wrk, alternately, and prints the ratio.
-//! - `src/bin/drain.rs`: workers draining a claim backlog into PostgreSQL, against
-//!   PostgreSQL's own rate for 100-row insert statements on the same machine.
+//! - `src/bin/drain.rs`: fills a campaign's claim stream for `drain.sh`, which times
+//!   `stampede worker` (its own process, default settings) emptying it into PostgreSQL
+//!   against pgbench's 100-row inserts of the same rows on 8 connections.

@@ -98,8 +98,9 @@ impl ClaimLists {
     }
 
     /// Adds persisted claims to their users' cached pages (the worker, after a commit):
-    /// one pipeline on one Redis; on a cluster, where users' pages live in different
-    /// slots, one script call per user, all at once.
+    /// on one Redis, one pipeline asking which users have a cached page, then one
+    /// pipeline pushing to those (none when no page is cached); on a cluster, where
+    /// users' pages live in different slots, one script call per user, all at once.
     pub async fn push(&self, claims: &[Claim]) -> Result<()> {
         let mut by_user: BTreeMap<&str, Vec<&Claim>> = BTreeMap::new();
         for c in claims {
@@ -118,10 +119,22 @@ impl ClaimLists {
             futures::future::try_join_all(calls).await?;
             return Ok(());
         }
+        // Most winners have no cached page (they never asked for their claims), so ask
+        // first, with one cheap ZSCORE per user in one round trip, and send claims only
+        // for the pages that exist. A page filled after the ask is the same case as a
+        // page filled after the push: its read saw the database after the commit.
+        let mut ask = redis::pipe();
+        for user in by_user.keys() {
+            ask.zscore(keys::user_claims(user), MARKER);
+        }
+        let mut conn = self.conn.clone();
+        let cached: Vec<Option<f64>> = ask.query_async(&mut conn).await?;
         let mut pipe = redis::pipe();
         // EVALSHA in a pipeline is not retried on NOSCRIPT: load the script first.
         pipe.load_script(&self.push).ignore();
-        for (user, claims) in &by_user {
+        let mut any = false;
+        for ((user, claims), _) in by_user.iter().zip(&cached).filter(|(_, c)| c.is_some()) {
+            any = true;
             let mut inv = self.push.key(keys::user_claims(user));
             inv.arg(FIRST_PAGE);
             for c in claims {
@@ -129,8 +142,9 @@ impl ClaimLists {
             }
             pipe.invoke_script(&inv).ignore();
         }
-        let mut conn = self.conn.clone();
-        let _: () = pipe.query_async(&mut conn).await?;
+        if any {
+            let _: () = pipe.query_async(&mut conn).await?;
+        }
         Ok(())
     }
 }
