@@ -3,8 +3,10 @@
 # 4 consumers, batches of 1,000, cached claim pages refreshed) moving a backlog of
 # accepted claims from a redis-server of the run's own into PostgreSQL, next to
 # PostgreSQL's own rate for the same rows: pgbench, 8 connections, each transaction one
-# 100-row INSERT ... ON CONFLICT DO NOTHING into a copy of the claims table, rows sent as
-# literal VALUES as the worker sends its own. Alternated A B A B in one run.
+# 100-row INSERT ... ON CONFLICT DO NOTHING of literal rows into a copy of the claims table
+# (same columns and indexes; the worker sends its batch as arrays through UNNEST, one
+# statement per 1,000). pgbench's time leaves out its connecting, the worker's includes its
+# start-up. Alternated A B A B in one run.
 #
 # The worker's time runs from its start (connect and migrate included) until the stream
 # is empty: events are deleted only when acknowledged, after their transaction commits.

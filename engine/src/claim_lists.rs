@@ -121,20 +121,27 @@ impl ClaimLists {
         }
         // Most winners have no cached page (they never asked for their claims), so ask
         // first, with one cheap ZSCORE per user in one round trip, and send claims only
-        // for the pages that exist. A page filled after the ask is the same case as a
-        // page filled after the push: its read saw the database after the commit.
+        // for the pages that exist. A page filled after the ask from a database read made
+        // before the commit misses the claim: the window the module's limits describe,
+        // the same as for a page filled after the push.
         let mut ask = redis::pipe();
         for user in by_user.keys() {
             ask.zscore(keys::user_claims(user), MARKER);
         }
         let mut conn = self.conn.clone();
         let cached: Vec<Option<f64>> = ask.query_async(&mut conn).await?;
+        let pages: Vec<_> = by_user
+            .iter()
+            .zip(&cached)
+            .filter_map(|(page, marker)| marker.map(|_| page))
+            .collect();
+        if pages.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         // EVALSHA in a pipeline is not retried on NOSCRIPT: load the script first.
         pipe.load_script(&self.push).ignore();
-        let mut any = false;
-        for ((user, claims), _) in by_user.iter().zip(&cached).filter(|(_, c)| c.is_some()) {
-            any = true;
+        for (user, claims) in pages {
             let mut inv = self.push.key(keys::user_claims(user));
             inv.arg(FIRST_PAGE);
             for c in claims {
@@ -142,9 +149,7 @@ impl ClaimLists {
             }
             pipe.invoke_script(&inv).ignore();
         }
-        if any {
-            let _: () = pipe.query_async(&mut conn).await?;
-        }
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 }
