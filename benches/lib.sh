@@ -19,8 +19,10 @@ redis_port=$(free_port); api_port=$(free_port)
 db="stampede_bench_$$"
 secret="bench-secret-0123456789abcdef"; admin="bench-admin-token-0123456789"
 bench_pids=()
+bench_cleanups=() # commands a script adds for what it made beyond these
 cleanup() {
   kill "${bench_pids[@]}" 2>/dev/null || true
+  for c in "${bench_cleanups[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
   redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   sleep 0.5
   psql -w -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true

@@ -13,6 +13,11 @@
 --          (user ids and request ids cannot contain '|': both are limited to [A-Za-z0-9_.-];
 --          the request id is left out when the claim has none)
 -- KEYS[5]  {c:ID}:batch:BATCH  string: the reply of the batch BATCH, kept ARGV[6] ms (see below)
+-- KEYS[6]  {c:ID}:orders     hash: claim id -> order record (flash sale with a payment window)
+-- KEYS[7]  {c:ID}:deadlines  sorted set: pending orders' claim ids by pay-by ms
+--          With a payment window (state field `window`, ms), each accepted claim is also
+--          a pending order: recorded, indexed by its deadline, counted in `pending`, and
+--          its event ends with `|request id or empty|pay by ms` (lua/order.lua closes it).
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  campaign id (in the events)
 -- ARGV[3]  the caller's floor: the gen it last saw ('' when it saw none)
@@ -21,7 +26,7 @@
 -- ARGV[7]  the claim id prefix: 'cID-', or 'cID-bB-' for bucket B of a bucketed campaign
 -- ARGV[8], ARGV[9], ARGV[10], ...  triples of (user id, quantity, request id or '')
 --
--- At most once (design.md, invariant 8): a client library re-sends a script whose reply it
+-- At most once (README, "Guarantees"): a client library re-sends a script whose reply it
 -- lost (a dropped connection, a cluster redirect, a timeout). The batch id comes with the
 -- re-sent call: when its reply is already kept, the batch ran, and the kept reply is
 -- answered again without deciding anything a second time. Kept only for batches that
@@ -51,7 +56,7 @@ if ARGV[5] ~= '' then
   end
 end
 local st = redis.call('HMGET', KEYS[1], 'kind', 'limit', 'starts', 'ends', 'remaining', 'seq',
-  'gen', 'rolled_back')
+  'gen', 'rolled_back', 'window')
 if not st[1] then
   return {'M'}
 end
@@ -72,6 +77,8 @@ local seq = tonumber(st[6])
 local now = tonumber(ARGV[1])
 local cid = ARGV[2]
 local prefix = ARGV[7]
+local window = tonumber(st[9] or '0')
+local pending = 0
 
 local out = {gen, ''}
 local claims, sold, cents = 0, 0, 0
@@ -125,7 +132,13 @@ for i = 8, #ARGV, 3 do
         rec = string.format('%d|%s|%d|%d|%d|%d', held + qty, id, qty, amount, now, idx)
         redis.call('HSET', KEYS[2], user, rec)
         local event = string.format('%s|%s|%s|%d|%d|%d|%d', cid, id, user, qty, amount, idx, now)
-        if rid ~= '' then
+        if window > 0 then
+          local by = now + window
+          redis.call('HSET', KEYS[6], id, string.format('p|%d|%s|%d|0|', by, user, qty))
+          redis.call('ZADD', KEYS[7], by, id)
+          pending = pending + 1
+          event = string.format('%s|%s|%d', event, rid, by)
+        elseif rid ~= '' then
           event = event .. '|' .. rid
         end
         redis.call('XADD', KEYS[4], '*', 'e', event)
@@ -140,6 +153,9 @@ if claims > 0 then
   redis.call('HINCRBY', KEYS[1], 'claims', claims)
   redis.call('HINCRBY', KEYS[1], 'sold', sold)
   redis.call('HINCRBY', KEYS[1], 'cents', cents)
+  if pending > 0 then
+    redis.call('HINCRBY', KEYS[1], 'pending', pending)
+  end
 end
 out[2] = string.format('%d', seq)
 -- Only a batch that changed something is kept: running one that accepted nothing again

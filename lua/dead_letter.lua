@@ -11,7 +11,7 @@
 -- ARGV[4]  the reason (for operators)
 -- ARGV[5]  now, unix ms
 --
--- At most once (design.md, invariant 8): the entry is acknowledged first, and copied only
+-- At most once (README, "Guarantees"): the entry is acknowledged first, and copied only
 -- when this call acknowledged it; a call re-sent after a lost reply finds it acknowledged
 -- already and sets nothing aside a second time.
 --

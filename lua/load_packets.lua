@@ -1,6 +1,6 @@
 -- load_packets.lua: append one chunk of a campaign's red packets during a load (creation
 -- or rebuild), at most once: a chunk re-sent by the client library after a lost reply
--- (design.md, invariant 8) must not add its packets twice, or the campaign would hand
+-- (README, "Guarantees") must not add its packets twice, or the campaign would hand
 -- out more packets (and cents) than it has.
 --
 -- KEYS[1]  {c:ID}:packets  list: unclaimed red packets "idx:amount"

@@ -9,7 +9,7 @@
 -- ARGV[2]  the replay id (random per call)
 -- ARGV[3]  how long the answer is kept, ms
 --
--- At most once (design.md, invariant 8): a call re-sent after a lost reply answers the
+-- At most once (README, "Guarantees"): a call re-sent after a lost reply answers the
 -- first run's count and moves nothing more.
 --
 -- Returns the number moved. Entries without an event (unreadable ones) stay.

@@ -12,7 +12,7 @@
 -- ARGV[3]  the most units to give
 -- ARGV[4]  now, unix ms
 --
--- At most once (design.md, invariant 8): a call re-sent after a lost reply finds its
+-- At most once (README, "Guarantees"): a call re-sent after a lost reply finds its
 -- transfer recorded and answers it again.
 --
 -- Returns {units, gen, packets} ('' packets for a flash sale; 0 units when the donor

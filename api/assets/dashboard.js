@@ -8,6 +8,7 @@
 "use strict";
 
 const HISTORY = 120;
+const FUNNEL = ["view", "ticket", "claim", "accepted", "paid"];
 const OUTCOMES = ["accepted", "already_claimed", "sold_out", "not_started", "ended",
   "rate_limited", "rejected", "unavailable"];
 const SVG = "http://www.w3.org/2000/svg";
@@ -50,8 +51,9 @@ function chart(name, title) {
   return box;
 }
 
-// Draws the named series of `history` as lines on a shared scale from zero.
-function draw(box, history, names, unit) {
+// Draws the named series of `history` as lines on a shared scale from zero, `len`
+// points across the width.
+function draw(box, history, names, unit, len = HISTORY) {
   const svg = box.querySelector("svg");
   const shown = names.filter((n) => (history[n] || []).some((v) => v > 0) || names.length <= 2);
   const max = Math.max(1e-9, ...shown.flatMap((n) => history[n] || []));
@@ -67,7 +69,7 @@ function draw(box, history, names, unit) {
   svg.append(top);
   for (const n of shown) {
     const values = history[n] || [];
-    const step = W / (HISTORY - 1);
+    const step = W / (len - 1);
     const x0 = W - step * (values.length - 1);
     const points = values.map((v, i) => `${(x0 + i * step).toFixed(1)},${(H - 2 - (v / max) * (H - 14)).toFixed(1)}`);
     const line = document.createElementNS(SVG, "polyline");
@@ -89,9 +91,19 @@ function card(c) {
     figure("backlog", "queue backlog"), figure("persisted", "persisted"),
     figure("accepted_per_sec", "accepted / s"), figure("persisted_per_sec", "persisted / s"),
     figure("p50_ms", "p50 latency (ms)"), figure("p99_ms", "p99 latency (ms)"));
+  figures.append(figure("funnel_view", "views (30 min)"), figure("funnel_claim", "claims (30 min)"),
+    figure("funnel_accepted", "accepted (30 min)"), figure("funnel_paid", "paid (30 min)"),
+    figure("conversion_claim", "claim / view %"), figure("conversion_accepted", "accepted / claim %"));
+  if (c.orders) {
+    figures.append(figure("paid_orders", "paid orders"), figure("pending_orders", "pending orders"),
+      figure("expired_orders", "expired orders"), figure("cancelled_orders", "cancelled orders"),
+      figure("refunds_required", "refunds to make"));
+  }
   const charts = el("div", { class: "charts" });
   charts.append(chart("claims", "claims / s by outcome"), chart("stock", "remaining stock"),
     chart("queue", "backlog and persisted / s"), chart("latency", "claim latency (ms)"));
+  charts.append(chart("funnel", "funnel per minute (last 30 min)"));
+  if (c.orders) charts.append(chart("orders", "orders: paid, pending, expired"));
   root.append(figures, charts);
   document.getElementById("campaigns").append(root);
   return { card: root, history: {} };
@@ -148,6 +160,30 @@ function update(snapshot) {
     draw(root.querySelector('[data-chart="stock"]'), history, ["remaining"], "");
     draw(root.querySelector('[data-chart="queue"]'), history, ["backlog", "persisted"], "");
     draw(root.querySelector('[data-chart="latency"]'), history, ["p50", "p99"], " ms");
+    if (c.funnel && c.funnel.length > 0) {
+      // The funnel: per-minute series straight from the snapshot (not a tick history).
+      const perMinute = {};
+      const sums = {};
+      for (const k of FUNNEL) {
+        perMinute[k] = c.funnel.map((m) => m[k]);
+        sums[k] = perMinute[k].reduce((a, b) => a + b, 0);
+        if (k !== "ticket") setFigure(root, `funnel_${k}`, sums[k]);
+      }
+      const pct = (a, b) => (b > 0 ? (100 * a) / b : null);
+      setFigure(root, "conversion_claim", pct(sums.claim, sums.view), 1);
+      setFigure(root, "conversion_accepted", pct(sums.accepted, sums.claim), 1);
+      draw(root.querySelector('[data-chart="funnel"]'), perMinute, FUNNEL, "/min", Math.max(2, c.funnel.length));
+    }
+    if (c.orders) {
+      for (const f of ["paid_orders", "pending_orders", "expired_orders", "cancelled_orders", "refunds_required"]) {
+        setFigure(root, f, c.orders[f]);
+      }
+      push(history, "paid", c.orders.paid_orders);
+      push(history, "pending", c.orders.pending_orders);
+      push(history, "expired", c.orders.expired_orders);
+      const orders = root.querySelector('[data-chart="orders"]');
+      if (orders) draw(orders, history, ["paid", "pending", "expired"], "");
+    }
   }
   for (const [id, entry] of campaigns) {
     if (!seen.has(id)) {

@@ -9,6 +9,7 @@ use stampede_engine::redis_conn::RedisTarget;
 /// A development secret used when none is configured; start-up warns loudly.
 pub const DEV_JWT_SECRET: &str = "stampede-development-jwt-secret";
 pub const DEV_ADMIN_TOKEN: &str = "stampede-development-admin-token";
+pub const DEV_PAYMENT_SECRET: &str = "stampede-development-payment-secret";
 
 /// How log lines are written (`STAMPEDE_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -36,19 +37,27 @@ pub struct Config {
     /// store, the queue and the signals (instead of STAMPEDE_REDIS_URL).
     #[arg(long, env = "STAMPEDE_REDIS_CLUSTER")]
     pub redis_cluster: Option<String>,
-    /// `postgres://...` for PostgreSQL, or `sqlite://FILE`.
+    /// `postgres://...` for PostgreSQL, `mysql://...` for MySQL 8 or MariaDB 10.11+, or
+    /// `sqlite://FILE`.
     #[arg(
         long,
         env = "STAMPEDE_DATABASE_URL",
         default_value = "sqlite://stampede.db"
     )]
     pub database_url: String,
+    /// A read replica of the database (same kind) for the reads that may lag: the admin
+    /// export, the campaign list, claim pages past the first. Unset: the database itself.
+    #[arg(long, env = "STAMPEDE_DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
     /// HS256 secret for user tokens.
     #[arg(long, env = "STAMPEDE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Admin bearer token.
     #[arg(long, env = "STAMPEDE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// HMAC-SHA256 key of the payment provider's notifications (`Stampede-Signature`).
+    #[arg(long, env = "STAMPEDE_PAYMENT_SECRET", hide_env_values = true)]
+    pub payment_secret: Option<String>,
     /// Bound on every Redis call, in milliseconds: past it the claim answers 503.
     #[arg(long, env = "STAMPEDE_REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
@@ -58,6 +67,9 @@ pub struct Config {
     /// Worker consumer tasks per process.
     #[arg(long, env = "STAMPEDE_WORKER_CONSUMERS", default_value_t = 4)]
     pub worker_consumers: usize,
+    /// Days of behaviour events kept: the workers drop the days older than this.
+    #[arg(long, env = "STAMPEDE_EVENTS_RETENTION_DAYS", default_value_t = 30)]
+    pub events_retention_days: u32,
     /// Claims per worker batch (one transaction each).
     #[arg(long, env = "STAMPEDE_WORKER_BATCH", default_value_t = 1000)]
     pub worker_batch: usize,
@@ -79,6 +91,13 @@ pub struct Config {
     /// Accepted claims that may wait unpersisted before new claims get 503 (load shedding).
     #[arg(long, env = "STAMPEDE_BACKLOG_CAP", default_value_t = 1_000_000)]
     pub backlog_cap: u64,
+    /// Behaviour events that may wait unwritten before new ones get 503 (their own cap).
+    #[arg(
+        long,
+        env = "STAMPEDE_EVENTS_BACKLOG_CAP",
+        default_value_t = 10_000_000
+    )]
+    pub events_backlog_cap: u64,
     /// IANA time zone of the sign-in day (`Asia/Shanghai`, `Europe/Berlin`, `UTC`).
     #[arg(long, env = "STAMPEDE_TIMEZONE", default_value = "UTC")]
     pub timezone: String,
@@ -141,6 +160,10 @@ pub struct Config {
     /// The window of the velocity rules, in seconds.
     #[arg(long, env = "STAMPEDE_RISK_WINDOW_SECS", default_value_t = 60)]
     pub risk_window_secs: u64,
+    /// Where `stampede worker` serves `/metrics` and `/healthz` for Prometheus (the api
+    /// modes serve them on STAMPEDE_LISTEN). Unset: a worker process serves no HTTP.
+    #[arg(long, env = "STAMPEDE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Log format: `text` or `json` (the filter is `RUST_LOG`).
     #[arg(long, env = "STAMPEDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -157,11 +180,10 @@ impl std::fmt::Debug for Config {
             )
             .field(
                 "database",
-                &if self.database_url.starts_with("sqlite") {
-                    "sqlite"
-                } else {
-                    "postgres"
-                },
+                &self
+                    .database_url
+                    .split_once("://")
+                    .map_or("?", |(scheme, _)| scheme),
             )
             .field("secrets", &"<redacted>")
             .finish()
@@ -195,6 +217,17 @@ impl Config {
         self.admin_token.as_deref().unwrap_or(DEV_ADMIN_TOKEN)
     }
 
+    /// The key payment notifications are checked with. Unset: the development secret,
+    /// except with `STAMPEDE_ENV=production`, where no notification is accepted (a
+    /// deployment without payments needs none, and must not take the public one).
+    pub fn payment_secret(&self) -> Option<&str> {
+        match (&self.payment_secret, self.environment.as_str()) {
+            (Some(s), _) => Some(s),
+            (None, "production") => None,
+            (None, _) => Some(DEV_PAYMENT_SECRET),
+        }
+    }
+
     /// The risk rules' settings; `validate` has checked that they parse.
     pub fn risk(&self) -> Result<crate::risk::RiskConfig, String> {
         use crate::risk::Rule;
@@ -224,10 +257,13 @@ impl Config {
             "development" => {}
             "production" => {
                 let dev = |v: &Option<String>, dev: &str| v.as_deref().is_none_or(|s| s == dev);
-                if dev(&self.jwt_secret, DEV_JWT_SECRET) || dev(&self.admin_token, DEV_ADMIN_TOKEN)
+                if dev(&self.jwt_secret, DEV_JWT_SECRET)
+                    || dev(&self.admin_token, DEV_ADMIN_TOKEN)
+                    || self.payment_secret.as_deref() == Some(DEV_PAYMENT_SECRET)
                 {
                     return Err("STAMPEDE_ENV=production refuses the development secrets: \
-                        set STAMPEDE_JWT_SECRET and STAMPEDE_ADMIN_TOKEN"
+                        set STAMPEDE_JWT_SECRET and STAMPEDE_ADMIN_TOKEN (and \
+                        STAMPEDE_PAYMENT_SECRET, if payments are used)"
                         .into());
                 }
             }
@@ -235,6 +271,16 @@ impl Config {
                 return Err(format!(
                     "STAMPEDE_ENV must be development or production, not {other:?}"
                 ))
+            }
+        }
+        if let Some(read) = &self.database_read_url {
+            let kind = |url: &str| stampede_engine::db::kind_of(url);
+            if kind(read) != kind(&self.database_url) {
+                return Err(
+                    "STAMPEDE_DATABASE_READ_URL must name a database of the same kind as \
+                     STAMPEDE_DATABASE_URL (a replica of it)"
+                        .into(),
+                );
             }
         }
         if let Some(seeds) = &self.redis_cluster {
@@ -245,6 +291,9 @@ impl Config {
         }
         if self.redis_timeout_ms == 0 || self.redis_timeout_ms > 10_000 {
             return Err("STAMPEDE_REDIS_TIMEOUT_MS must be between 1 and 10000".into());
+        }
+        if !(1..=3_650).contains(&self.events_retention_days) {
+            return Err("STAMPEDE_EVENTS_RETENTION_DAYS must be between 1 and 3650".into());
         }
         if self.worker_batch == 0 || self.worker_batch > 10_000 {
             return Err("STAMPEDE_WORKER_BATCH must be between 1 and 10000".into());
@@ -336,6 +385,16 @@ mod tests {
                 "--admin-token",
                 DEV_ADMIN_TOKEN,
             ],
+            vec![
+                "--env",
+                "production",
+                "--jwt-secret",
+                jwt,
+                "--admin-token",
+                admin,
+                "--payment-secret",
+                DEV_PAYMENT_SECRET,
+            ],
         ] {
             let err = parse(&args).validate().expect_err("refused");
             assert!(err.contains("development secrets"), "{err}");
@@ -349,6 +408,9 @@ mod tests {
             admin,
         ]);
         assert!(ok.validate().is_ok());
+        // Production without a payment secret takes no notification at all.
+        assert_eq!(ok.payment_secret(), None);
+        assert_eq!(parse(&[]).payment_secret(), Some(DEV_PAYMENT_SECRET));
         assert!(parse(&["--env", "staging"]).validate().is_err());
     }
 

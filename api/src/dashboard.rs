@@ -13,6 +13,10 @@
 //! is not. The figures of claims per second cover the claims this process answered;
 //! with many api instances, each dashboard shows its own instance's share.
 //!
+//! Each campaign also carries its funnel over the last [`FUNNEL_MINUTES`] minutes (see
+//! `stampede_engine::funnel`: every api process's counts, up to a second old), one
+//! entry per minute, oldest first.
+//!
 //! While nobody watches, the sampler reads nothing.
 
 use std::collections::HashMap;
@@ -21,6 +25,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use stampede_engine::clock::now_ms;
+use stampede_engine::order::OrderCounts;
 use stampede_engine::service::Engine;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +38,8 @@ use crate::telemetry::CLAIM_OUTCOMES;
 pub const TICK: Duration = Duration::from_millis(500);
 /// The most campaigns a snapshot shows.
 pub const CAMPAIGNS_SHOWN: i64 = 24;
+/// The minutes of funnel each campaign's snapshot carries.
+pub const FUNNEL_MINUTES: u32 = 30;
 /// The longest one snapshot may take before the tick is skipped.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -75,6 +82,23 @@ struct CampaignFigures {
     persisted_per_sec: f64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// A flash sale with a payment window: its orders by state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orders: Option<OrderCounts>,
+    /// The last [`FUNNEL_MINUTES`] minutes of its funnel, oldest first.
+    funnel: Vec<FunnelFigures>,
+}
+
+/// One minute of a campaign's funnel.
+#[derive(Serialize)]
+struct FunnelFigures {
+    /// The minute's start, unix ms.
+    at_ms: i64,
+    view: u64,
+    ticket: u64,
+    claim: u64,
+    accepted: u64,
+    paid: u64,
 }
 
 impl Dashboard {
@@ -158,6 +182,26 @@ impl Dashboard {
             let before = persisted_before.insert(c.id, persisted);
             let persisted_per_sec =
                 before.map_or(0.0, |b| persisted.saturating_sub(b) as f64 / secs);
+            let orders = match c.payment_window_secs {
+                Some(_) => Some(engine.store.order_counts(c.id).await?),
+                None => None,
+            };
+            let funnel = engine
+                .funnel_recent(c.id, FUNNEL_MINUTES)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    let n = |k: &str| m.counts.get(k).copied().unwrap_or(0);
+                    FunnelFigures {
+                        at_ms: m.at_ms,
+                        view: n("view"),
+                        ticket: n("ticket"),
+                        claim: n("claim"),
+                        accepted: n("accepted"),
+                        paid: n("paid"),
+                    }
+                })
+                .collect();
             out.push(CampaignFigures {
                 id: c.id,
                 name: c.name.clone(),
@@ -173,6 +217,8 @@ impl Dashboard {
                 persisted_per_sec,
                 p50_ms: window.as_ref().and_then(|w| w.p50_ms),
                 p99_ms: window.as_ref().and_then(|w| w.p99_ms),
+                orders,
+                funnel,
             });
         }
         Ok(Snapshot {

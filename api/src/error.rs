@@ -7,6 +7,19 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use stampede_engine::EngineError;
 
+/// The reply's body, serialized as it stands (no JSON map is built per error: sold-out
+/// refusals are most of a flash crowd's replies).
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -33,63 +46,95 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
         use ApiError::*;
         match self {
-            MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m.clone()),
+            MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m.as_str()),
             Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "Missing, malformed, wrongly signed or expired credentials.".into(),
+                "Missing, malformed, wrongly signed or expired credentials.",
             ),
             Forbidden => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "These credentials may not use this route.".into(),
+                "These credentials may not use this route.",
             ),
             NotFound => (
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "No such route or campaign.".into(),
+                "No such route or campaign.",
             ),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "This route does not take that method.".into(),
+                "This route does not take that method.",
             ),
-            Conflict(code, m) => (StatusCode::CONFLICT, code, (*m).into()),
-            Denied(code, m) => (StatusCode::FORBIDDEN, code, (*m).into()),
-            Refused(code, m) => (StatusCode::CONFLICT, code, m.clone()),
+            Conflict(code, m) => (StatusCode::CONFLICT, code, *m),
+            Denied(code, m) => (StatusCode::FORBIDDEN, code, *m),
+            Refused(code, m) => (StatusCode::CONFLICT, code, m.as_str()),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                "The body is larger than 16 KiB.".into(),
+                "The body is larger than 16 KiB.",
             ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "Send the body as application/json.".into(),
+                "Send the body as application/json.",
             ),
             Invalid(m) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
-                m.clone(),
+                m.as_str(),
             ),
-            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", (*m).into()),
+            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", *m),
             RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "Too many requests; slow down.".into(),
+                "Too many requests; slow down.",
             ),
         }
     }
 }
 
+/// The error body's JSON. The codes and most messages are the engine's own text with
+/// nothing to escape: those are written straight out (a refusal is the hot path of a
+/// sold-out crowd), anything else goes through serde_json.
+fn error_json(code: &str, message: &str) -> Vec<u8> {
+    let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+    if plain(code) && plain(message) {
+        let mut out = Vec::with_capacity(32 + code.len() + message.len());
+        for part in [
+            r#"{"error":{"code":""#,
+            code,
+            r#"","message":""#,
+            message,
+            r#""}}"#,
+        ] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        return out;
+    }
+    // A struct of two strings always serializes.
+    serde_json::to_vec(&ErrorBody {
+        error: ErrorFields { code, message },
+    })
+    .unwrap_or_default()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            error_json(code, message),
+        )
+            .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -147,4 +192,30 @@ impl ApiError {
     /// `403 risk_rejected`: a risk rule refused the claim.
     pub const RISK_REJECTED: ApiError =
         ApiError::Denied("risk_rejected", "The claim was refused by a risk check.");
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_the_json_serde_writes_with_or_without_escapes() {
+        for (code, message) in [
+            ("sold_out", "The campaign has no stock left."),
+            (
+                "invalid_request",
+                "events[0].props must be \"an object\"\\ or absent.\n",
+            ),
+            ("x", ""),
+        ] {
+            let want = serde_json::to_vec(&ErrorBody {
+                error: ErrorFields { code, message },
+            })
+            .expect("serializes");
+            assert_eq!(error_json(code, message), want, "{message:?}");
+            let v: serde_json::Value =
+                serde_json::from_slice(&error_json(code, message)).expect("valid JSON");
+            assert_eq!(v["error"]["message"], message);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -63,6 +63,23 @@ impl FromRequestParts<AppState> for VerifiedUser {
     }
 }
 
+/// A read's `If-None-Match` header, when there is one readable as text: the only header
+/// the campaign read needs (taking the whole `HeaderMap` would copy every header).
+pub struct IfNoneMatch(pub Option<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get(axum::http::header::IF_NONE_MATCH)
+                .cloned(),
+        ))
+    }
+}
+
 /// The claim route's optional headers: `X-Claim-Ticket` (see
 /// `stampede_engine::ticket`) and `X-Device-Id` (for the risk rules: 1 to 128 visible
 /// ASCII characters, else 422).
@@ -74,22 +91,27 @@ pub struct ClaimHeaders {
 /// The longest `X-Device-Id` taken.
 const MAX_DEVICE_ID: usize = 128;
 
+// Header names made once: looking one up by a `&str` parses the name on every request.
+static X_CLAIM_TICKET: HeaderName = HeaderName::from_static("x-claim-ticket");
+static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-device-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 impl<S: Send + Sync> FromRequestParts<S> for ClaimHeaders {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let text = |name: &str| {
+        let text = |name: &HeaderName| {
             parts
                 .headers
                 .get(name)
                 .map(|v| v.to_str().map(|s| s.trim().to_string()))
         };
-        let ticket = match text("x-claim-ticket") {
+        let ticket = match text(&X_CLAIM_TICKET) {
             None => None,
             // Unreadable bytes are no ticket; the route answers 403 when one is needed.
             Some(t) => t.ok(),
         };
-        let device = match text("x-device-id") {
+        let device = match text(&X_DEVICE_ID) {
             None => None,
             Some(Ok(d))
                 if (1..=MAX_DEVICE_ID).contains(&d.len())
@@ -143,7 +165,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .map(|c| c.0.ip());
         let forwarded = parts
             .headers
-            .get("x-forwarded-for")
+            .get(&X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok());
         Ok(ClientIp(peer.map(|p| state.proxies.client(p, forwarded))))
     }
@@ -163,10 +185,11 @@ pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiE
 }
 
 /// A claim id from the query (`after`, the id in a `before` cursor): opaque, at most 64
-/// bytes, and free of control characters (PostgreSQL refuses a NUL in text, which
-/// would turn a bad input into a database error).
+/// characters (as the document's maxLength counts), and free of control characters
+/// (PostgreSQL refuses a NUL in text, which would turn a bad input into a database
+/// error).
 pub fn is_claim_id(raw: &str) -> bool {
-    raw.len() <= 64 && !raw.chars().any(char::is_control)
+    raw.chars().count() <= 64 && !raw.chars().any(char::is_control)
 }
 
 /// Client text quoted in an error message, kept to one line and `max` characters:
@@ -212,6 +235,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CampaignPath {
     }
 }
 
+/// A claim (order) id from the path: anything that cannot be one, undecodable bytes
+/// included, is an unknown claim (404).
+pub struct ClaimPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClaimPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        if !stampede_engine::order::valid_id(&raw) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(ClaimPath(raw))
+    }
+}
+
 /// Query parameters; a query string that does not parse (a repeated key, say) is 422.
 pub struct QueryParams<T>(pub T);
 
@@ -231,26 +273,80 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 /// may be empty.
 pub struct JsonBody<T>(pub Option<T>);
 
+/// Whether the request says its body is JSON (`None`: it says nothing).
+pub fn json_type(headers: &axum::http::HeaderMap) -> Option<bool> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+}
+
+/// A body read whole, as [`JsonBody`] takes it: `None` when empty, 415 unless declared
+/// JSON, 400 unless a JSON object, 422 naming the field a rule broke.
+pub fn parse_json<T: DeserializeOwned>(
+    json_type: Option<bool>,
+    bytes: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if json_type != Some(true) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::MalformedJson("The body is not valid JSON.".into()))?;
+    if !value.is_object() {
+        return Err(ApiError::MalformedJson(
+            "The body must be a JSON object.".into(),
+        ));
+    }
+    serde_path_to_error::deserialize(value)
+        .map(Some)
+        .map_err(|e| {
+            // Both may quote the client's own text (an unknown field's name, a
+            // string given for a number), which must not break the message's line.
+            let path = quoted(&e.path().to_string(), 64);
+            let inner = quoted(&e.into_inner().to_string(), 200);
+            ApiError::Invalid(if path == "." {
+                format!("The body is invalid: {inner}.")
+            } else {
+                format!("{path} is invalid: {inner}.")
+            })
+        })
+}
+
+/// A body read whole and unparsed, with whether it is declared JSON: for a route that
+/// must see the exact bytes (a signed payment notification), then [`parse_json`] them.
+pub struct RawJson {
+    pub json_type: Option<bool>,
+    pub bytes: Bytes,
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let raw = RawJson::from_request(req, state).await?;
+        parse_json(raw.json_type, &raw.bytes).map(JsonBody)
+    }
+}
+
+impl FromRequest<AppState> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         if declared_too_large(req.headers()) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let json_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                let mime = v
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
+        let json_type = json_type(req.headers());
         // A declared body is read within BODY_READ_TIMEOUT: the claim route runs outside
         // the per-request timer, and a client that declares a body and sends it slowly
         // (or never) must not hold its connection and task forever. No body declared,
@@ -275,31 +371,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::MalformedJson("The body could not be read.".into())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(None));
-        }
-        if json_type != Some(true) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::MalformedJson("The body is not valid JSON.".into()))?;
-        if !value.is_object() {
-            return Err(ApiError::MalformedJson(
-                "The body must be a JSON object.".into(),
-            ));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(|v| JsonBody(Some(v)))
-            .map_err(|e| {
-                // Both may quote the client's own text (an unknown field's name, a
-                // string given for a number), which must not break the message's line.
-                let path = quoted(&e.path().to_string(), 64);
-                let inner = quoted(&e.into_inner().to_string(), 200);
-                ApiError::Invalid(if path == "." {
-                    format!("The body is invalid: {inner}.")
-                } else {
-                    format!("{path} is invalid: {inner}.")
-                })
-            })
+        Ok(RawJson { json_type, bytes })
     }
 }

@@ -10,7 +10,10 @@
 //!   claim tickets are the engine's (`stampede_engine::{blocklist, ticket}`).
 //! - [`dashboard`]: the operators' live page's data ([`live_stats`]: per-campaign claim
 //!   figures; [`dashboard_session`]: its login cookie); `routes/dashboard.rs` serves it.
+//! - [`catalog`]: `stampede export-catalog`, the campaigns as static files for a CDN.
 
+pub mod campaign_reply;
+pub mod catalog;
 pub mod client_ip;
 pub mod config;
 pub mod dashboard;
@@ -18,6 +21,7 @@ pub mod dashboard_session;
 pub mod error;
 pub mod extract;
 pub mod live_stats;
+pub mod payment_signature;
 pub mod rate_limit;
 pub mod request_id;
 pub mod risk;

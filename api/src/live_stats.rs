@@ -44,7 +44,7 @@ pub struct WindowFigures {
 
 #[derive(Default)]
 pub struct LiveStats {
-    windows: RwLock<HashMap<u64, Arc<Window>>>,
+    windows: RwLock<HashMap<u64, Arc<Window>, foldhash::fast::RandomState>>,
 }
 
 impl LiveStats {

@@ -1,11 +1,15 @@
 //! `stampede`: one binary for the whole engine. Thin: parse the command line, start
-//! logging, hand over to `startup`.
+//! logging, hand over to `startup` (or `catalog` for `export-catalog`).
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use stampede_api::catalog;
 use stampede_api::config::Config;
 use stampede_api::startup::{self, Mode};
 use stampede_engine::auth::Auth;
+use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,12 +44,29 @@ enum Command {
     },
     /// Apply the database migrations and exit.
     Migrate(Config),
+    /// Write the campaigns not yet ended as static JSON files for a CDN or web server
+    /// (`campaigns.json` and `campaigns/{id}.json`, each replaced atomically).
+    ExportCatalog {
+        /// The directory to write into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep running and rewrite the files within a second of a change, until SIGTERM
+        /// or ctrl-c.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    if let Command::Serve(c) | Command::Api(c) | Command::Worker(c) | Command::Migrate(c) = &command
+    if let Command::Serve(c)
+    | Command::Api(c)
+    | Command::Worker(c)
+    | Command::Migrate(c)
+    | Command::ExportCatalog { config: c, .. } = &command
     {
         stampede_api::telemetry::init_logs(c.log_format);
     }
@@ -75,6 +96,15 @@ async fn main() -> anyhow::Result<()> {
             db.migrate().await.context("applying migrations")?;
             println!("migrations applied");
             return Ok(());
+        }
+        Command::ExportCatalog { out, watch, config } => {
+            let stop = CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                startup::signal().await;
+                on_signal.cancel();
+            });
+            return catalog::run(&config, &out, watch, stop).await;
         }
     };
     let running = startup::start(&config, mode, None).await?;

@@ -112,14 +112,14 @@ struct Window {
 /// A shard's keys, and the window it last dropped past windows' keys in (after which
 /// it holds only that window's keys, so dropping again in it would free nothing).
 struct Shard<K> {
-    keys: HashMap<K, Window>,
+    keys: HashMap<K, Window, foldhash::fast::RandomState>,
     swept: i64,
 }
 
 /// Distinct users per key (device or address) in fixed windows, in bounded memory.
 struct Velocity<K> {
     shards: Vec<Mutex<Shard<K>>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     window_ms: i64,
     /// Set once a full shard made a key go uncounted (logged once).
     overflowed: AtomicBool,
@@ -131,7 +131,7 @@ impl<K: Hash + Eq + Clone> Velocity<K> {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        keys: HashMap::new(),
+                        keys: HashMap::default(),
                         swept: i64::MIN,
                     })
                 })

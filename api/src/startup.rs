@@ -16,6 +16,7 @@ use stampede_engine::circuit_breaker::CircuitBreaker;
 use stampede_engine::claim_lists::ClaimLists;
 use stampede_engine::clock::{Clock, SystemClock};
 use stampede_engine::db::Database;
+use stampede_engine::funnel::Funnel;
 use stampede_engine::queue::memory::MemoryQueue;
 use stampede_engine::queue::redis::RedisQueue;
 use stampede_engine::service::Engine;
@@ -30,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_ip::TrustedProxies;
-use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET};
+use crate::config::{Config, DEV_ADMIN_TOKEN, DEV_JWT_SECRET, DEV_PAYMENT_SECRET};
 use crate::dashboard::Dashboard;
 use crate::rate_limit::RateLimits;
 use crate::risk::RiskRules;
@@ -40,14 +41,19 @@ use crate::telemetry;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
-/// How often a worker process finishes bucket transfers that a dead process left half
-/// done (units stranded that long at most, while any worker runs).
-const TRANSFER_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often a worker process sweeps: bucket transfers that a dead process left half done
+/// (units stranded that long at most, while any worker runs) and orders come due unpaid
+/// (expired within this of their deadline; the contract allows 5 s).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Claim batches of one campaign outstanding at once per api process: one gathering
 /// while one is at Redis. Measured with benches/claim-throughput.sh, 1, 2 and 4 gave the
 /// same rate here; fewer in flight means larger batches and less Redis CPU.
 const CLAIM_BATCHES_IN_FLIGHT: usize = 2;
+
+/// Bound on the behaviour events' Redis calls: an append carries up to 100 events, and
+/// a client retries a 503 as it would any other; not on the claim path.
+const EVENTS_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -85,6 +91,16 @@ pub async fn build_engine_with_clock(
             let store = RedisStore::new(conn.clone())
                 .with_wait_replicas(config.redis_wait_replicas, config.redis_timeout() / 2);
             warn_if_redis_forgets(&store).await;
+            // Behaviour events: the same queue machinery over their own streams, on a
+            // connection of their own, so a burst of 100-event appends never queues in
+            // front of the claims' scripts, with a longer bound (see EVENTS_REDIS_TIMEOUT).
+            let events_timeout = EVENTS_REDIS_TIMEOUT.max(config.redis_timeout());
+            let events_conn = target
+                .connect(events_timeout)
+                .await
+                .context("configuring Redis")?;
+            let events =
+                Arc::new(RedisQueue::new(target.clone(), events_timeout, events_conn).behaviour());
             let breaker = CircuitBreaker::new(
                 config.breaker_failures,
                 Duration::from_millis(config.breaker_cool_down_ms),
@@ -104,6 +120,8 @@ pub async fn build_engine_with_clock(
                 config.redis_timeout() * 2,
             )
             .with_claim_lists(ClaimLists::new(conn.clone()))
+            .with_behaviour_queue(events.clone(), events)
+            .with_funnel(Funnel::redis(conn.clone()))
             .with_sold_out_flags(
                 Some(RedisSignals::new(target.clone(), conn.clone())),
                 Duration::from_millis(config.sold_out_ttl_ms),
@@ -121,6 +139,7 @@ pub async fn build_engine_with_clock(
     };
     let engine = engine
         .with_backlog_cap(config.backlog_cap)
+        .with_events_backlog_cap(config.events_backlog_cap)
         .with_live_cache_ttl(Duration::from_millis(config.cache_ttl_ms))
         .with_signin(SigninConfig {
             tz: config.tz(),
@@ -131,6 +150,15 @@ pub async fn build_engine_with_clock(
             },
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         });
+    // The replica is not migrated: it follows the primary's schema.
+    let engine = match &config.database_read_url {
+        Some(url) => engine.with_read_replica(
+            Database::connect(url, config.db_connections)
+                .await
+                .context("opening the read replica")?,
+        ),
+        None => engine,
+    };
     if redis.is_none() {
         let restored = engine
             .restore_missing()
@@ -150,6 +178,25 @@ pub async fn build_engine_with_clock(
         RedisSignals::new(target.clone(), conn).listen(sink);
     }
     Ok(engine)
+}
+
+/// A worker process's own `/metrics` (its persist rate, batch sizes, database times) and
+/// `/healthz`, for Prometheus, on `STAMPEDE_METRICS_LISTEN`; stops with `shutdown`.
+fn serve_worker_metrics(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { telemetry::metrics_handle().render() }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the worker's metrics listener stopped");
+        }
+    });
 }
 
 /// Warns at start-up when Redis keeps no append-only file: an accepted claim then lives
@@ -187,6 +234,11 @@ pub fn app_state(
             config.ticket_ttl_secs as i64 * 1_000,
         )),
         risk: Arc::new(RiskRules::new(config.risk().map_err(anyhow::Error::msg)?)),
+        campaign_replies: Default::default(),
+        payments: Arc::new(match config.payment_secret() {
+            Some(secret) => crate::payment_signature::Signatures::new(secret),
+            None => crate::payment_signature::Signatures::refusing(),
+        }),
     }))
 }
 
@@ -244,10 +296,18 @@ pub async fn start_with_clock(
     if config.admin_token.is_none() && mode != Mode::Worker {
         tracing::warn!("STAMPEDE_ADMIN_TOKEN is not set: using the DEVELOPMENT admin token {DEV_ADMIN_TOKEN:?}");
     }
+    if config.payment_secret.is_none() && mode != Mode::Worker {
+        match config.payment_secret() {
+            Some(_) => tracing::warn!("STAMPEDE_PAYMENT_SECRET is not set: using the DEVELOPMENT payment secret {DEV_PAYMENT_SECRET:?}; anyone can sign payment notifications"),
+            None => tracing::warn!("STAMPEDE_PAYMENT_SECRET is not set: POST /v1/payments/notify refuses every notification"),
+        }
+    }
     let engine = build_engine_with_clock(config, clock).await?;
     let shutdown = CancellationToken::new();
 
     let mut addr = None;
+    // Cancelled once the HTTP server has stopped, so the funnel's last counts flush.
+    let funnel_stop = CancellationToken::new();
     let http = if mode != Mode::Worker {
         let listener = match listener {
             Some(l) => l,
@@ -260,6 +320,8 @@ pub async fn start_with_clock(
         Blocklist::spawn_refresher(&engine.blocklist);
         state.limits.spawn_housekeeping();
         state.dashboard.spawn_sampler(engine.clone());
+        // Flushes once more when the server has stopped (see below).
+        engine.funnel.spawn_flusher(funnel_stop.clone());
         let app = crate::app(state);
         let stop = shutdown.clone();
         Some(tokio::spawn(async move {
@@ -272,6 +334,13 @@ pub async fn start_with_clock(
             .await
         }))
     } else {
+        if let Some(listen) = &config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding STAMPEDE_METRICS_LISTEN {listen}"))?;
+            addr = Some(listener.local_addr()?);
+            serve_worker_metrics(listener, shutdown.clone());
+        }
         None
     };
 
@@ -291,12 +360,27 @@ pub async fn start_with_clock(
             claim_lists: engine.claim_lists.clone(),
             ..WorkerConfig::default()
         };
-        if !embedded {
-            // Bucket transfers a dead process left half done (the embedded store has none).
-            engine.spawn_sweeper(TRANSFER_SWEEP_EVERY, worker_stop.clone());
-        }
+        // Bucket transfers a dead process left half done, and due orders (the embedded
+        // store has no transfers, but its orders come due too).
+        engine.spawn_sweeper(SWEEP_EVERY, worker_stop.clone());
+        stampede_worker::retention::spawn(
+            engine.db.clone(),
+            config.events_retention_days,
+            worker_stop.clone(),
+        );
         let (queue, db, stop) = (engine.queue.clone(), engine.db.clone(), worker_stop.clone());
-        Some(tokio::spawn(stampede_worker::run(queue, db, cfg, stop)))
+        let events_cfg = cfg.events();
+        let claims = tokio::spawn(stampede_worker::run(queue, db.clone(), cfg, stop.clone()));
+        let events = tokio::spawn(stampede_worker::run(
+            engine.events.clone(),
+            db,
+            events_cfg,
+            stop,
+        ));
+        Some(async move {
+            let (a, b) = tokio::join!(claims, events);
+            a.and(b)
+        })
     } else {
         None
     };
@@ -326,6 +410,7 @@ pub async fn start_with_clock(
             }
         };
         tracing::info!("stopped accepting requests; flushing workers");
+        funnel_stop.cancel();
         worker_stop.cancel();
         if let Some(w) = worker {
             w.await.context("worker task")?;

@@ -38,6 +38,10 @@ pub struct Shared {
     pub dashboard: Arc<crate::dashboard::Dashboard>,
     pub tickets: Arc<stampede_engine::ticket::Tickets>,
     pub risk: Arc<crate::risk::RiskRules>,
+    /// `GET /v1/campaigns/{id}`'s replies, rendered once per change.
+    pub campaign_replies: crate::campaign_reply::CampaignReplies,
+    /// Checks the payment provider's signatures (`POST /v1/payments/notify`).
+    pub payments: Arc<crate::payment_signature::Signatures>,
 }
 
 impl Shared {

@@ -172,6 +172,24 @@ fn describe() {
         "Claim batches refused because the store's state was older than this process had \
          seen it (restored from a snapshot, or a failover that lost writes); alert on any."
     );
+    describe_gauge!(
+        "stampede_dead_letters",
+        "Claim events set aside because the database kept refusing them (or they could not \
+         be read), not yet replayed, over every campaign (sampled at each scrape); alert on any."
+    );
+    describe_gauge!(
+        "stampede_load_shedding",
+        "1 while the queue backlog is over STAMPEDE_BACKLOG_CAP and new claims get 503, else 0."
+    );
+    describe_gauge!(
+        "stampede_breaker_open",
+        "1 while the circuit breaker in front of a dependency (store) is open, else 0."
+    );
+    describe_gauge!(
+        "stampede_ready",
+        "1 when the store and the database both answered the last readiness check (each \
+         /readyz and each scrape), else 0."
+    );
     describe_counter!(
         "stampede_risk_refusals_total",
         "Claims a risk rule fired on, by rule (blocklist, ticket, device_users, ip_users, \

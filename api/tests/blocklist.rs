@@ -122,6 +122,11 @@ async fn blocked_users_and_addresses_get_403_until_lifted_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_users_and_addresses_get_403_until_lifted_mysql() {
+    users_and_addresses(Backend::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_with_a_ttl_ends_on_time_and_the_list_survives_a_restart() {
     let deps = Deps::new(Backend::Embedded).await;
     let config = deps.config();

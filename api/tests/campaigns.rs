@@ -2,20 +2,8 @@
 
 mod common;
 
-use common::{Backend, Deps, TestApp, ADMIN_TOKEN};
+use common::{Backend, Deps, TestApp};
 use serde_json::{json, Value};
-
-async fn close(app: &TestApp, id: u64) -> Value {
-    let res = app
-        .http
-        .post(app.url(&format!("/v1/admin/campaigns/{id}/close")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("close");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
-}
 
 async fn get(app: &TestApp, path: &str) -> Value {
     app.http
@@ -34,7 +22,7 @@ async fn a_closed_campaign_stays_closed(backend: Backend) {
     let mut app = TestApp::start(&config).await;
     let id = app.flash(10, 1).await;
     let open = app.flash(10, 1).await;
-    assert_eq!(close(&app, id).await["status"], "ended");
+    assert_eq!(app.close(id).await["status"], "ended");
     assert_eq!(
         app.claim(id, &app.token("u"), None).await.1["error"]["code"],
         "ended"
@@ -73,6 +61,11 @@ async fn a_closed_campaign_stays_closed_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_campaign_stays_closed_embedded() {
     a_closed_campaign_stays_closed(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_campaign_stays_closed_on_mysql() {
+    a_closed_campaign_stays_closed(Backend::Mysql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,11 @@ async fn racing_claims_embedded_sell_exactly_the_stock_and_persist_each_once() {
     flash_sale_race(Backend::Embedded).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_on_mysql_sell_exactly_the_stock_and_persist_each_once() {
+    flash_sale_race(Backend::Mysql).await;
+}
+
 async fn red_packet_race(backend: Backend) {
     let deps = Deps::new(backend).await;
     let mut app = TestApp::start(&deps.config()).await;
@@ -139,6 +144,11 @@ async fn red_packets_embedded_add_up_exactly() {
     red_packet_race(Backend::Embedded).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn red_packets_on_mysql_add_up_exactly() {
+    red_packet_race(Backend::Mysql).await;
+}
+
 async fn per_user_limit_race(backend: Backend) {
     let deps = Deps::new(backend).await;
     let mut app = TestApp::start(&deps.config()).await;
@@ -189,6 +199,11 @@ async fn a_per_user_limit_above_one_holds_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_per_user_limit_above_one_holds_embedded() {
     per_user_limit_race(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_per_user_limit_above_one_holds_on_mysql() {
+    per_user_limit_race(Backend::Mysql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -189,6 +189,7 @@ fn loadgen_flash(apis: &[Process]) -> stampede_loadgen::scenario::flash::FlashAr
         quantity: 1,
         drain_timeout: Duration::from_secs(30),
         buckets: 3,
+        orders: Default::default(),
     }
 }
 
@@ -205,6 +206,18 @@ async fn a_master_killed_during_a_crowd_loses_nothing_answered_and_refuses_only_
         .await;
     let cluster = deps.cluster.as_mut().expect("cluster");
     let victim = cluster.master_of(&keys::state(sale));
+    // A fresh cluster's replicas may still be syncing, and with WAIT 1 a claim then
+    // answers 503: the crowd starts once one claim goes through, so that a 503 before the
+    // kill means what the test says.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // (200: an earlier try was accepted though its WAIT timed out.)
+    while !matches!(
+        app.claim(sale, &app.token("warm-up"), None).await.0,
+        200 | 201
+    ) {
+        assert!(Instant::now() < deadline, "the cluster never took a claim");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A steady crowd of new users for 14 s; the campaign's master dies after 4 s.
     let started = Instant::now();
@@ -313,9 +326,11 @@ async fn the_sold_out_flag_reaches_another_api_over_the_cluster() {
     assert_eq!(sold, 20, "exactly the stock");
     let cluster = deps.cluster.as_ref().expect("cluster");
     // The second instance has not asked the store since the sale sold out: only the
-    // signal can tell it. Its very first refusals must cost no claim script.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before: u64 = cluster.calls_per_master("evalsha").values().sum();
+    // signal can tell it. Its very first refusals must cost no claim script. The first
+    // instance's workers run scripts of their own (acks, claim lists) while they drain
+    // the 20 claims: let them finish, so that only claims can move the count.
+    first.wait_drained(sale).await;
+    let before = quiet_script_calls(cluster).await;
     for u in 0..50 {
         let (status, body) = second
             .claim(sale, &second.token(&format!("late{u}")), None)
@@ -332,7 +347,25 @@ async fn the_sold_out_flag_reaches_another_api_over_the_cluster() {
     let (status, _) = second.claim(sale, &second.token("early"), None).await;
     assert_eq!(status, 200);
     // The user's claim page, filled and refreshed across processes, shows the claim.
-    first.wait_drained(sale).await;
     let page = second.user_get("early", "/v1/me/claims").await;
     assert_eq!(page["claims"].as_array().map(Vec::len), Some(1), "{page}");
+}
+
+/// The scripts run on the cluster's masters so far, once the count has stood still for
+/// half a second (the workers are done with what they had).
+async fn quiet_script_calls(cluster: &stampede_engine::testkit::TestCluster) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last: u64 = cluster.calls_per_master("evalsha").values().sum();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now: u64 = cluster.calls_per_master("evalsha").values().sum();
+        if now == last {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scripts kept running on the cluster"
+        );
+        last = now;
+    }
 }

@@ -1,7 +1,7 @@
 //! The operators' dashboard: nothing without the admin login (plain HTTP), and in a real
 //! browser (headless Chromium driven over the DevTools protocol) the figures of a sale
-//! move while a crowd claims. The browser test keeps a screenshot in
-//! `target/artifacts/dashboard.png`.
+//! move while a crowd claims, and a campaign's funnel shows the views and the claim just
+//! made. The browser test keeps a screenshot in `target/artifacts/dashboard.png`.
 //!
 //! Chromium is Debian's `chromium` package (`.ci/run` installs it). Without it the
 //! browser test is skipped with a loud message, except under CI (`CI=true`), where it
@@ -129,6 +129,64 @@ async fn the_dashboard_shows_nothing_without_the_admin_login() {
         }
     }
     assert!(seen.contains("event: snapshot"), "{seen}");
+    drop(events);
+
+    // A sale with a payment window shows its orders by state.
+    let orders = app
+        .create(
+            json!({"kind": "flash_sale", "name": "Window sale", "stock": 5,
+            "payment_window_secs": 600}),
+        )
+        .await;
+    for u in ["a", "b"] {
+        assert_eq!(app.claim(orders, &app.token(u), None).await.0, 201);
+    }
+    let mut events = get("/dashboard/events", Some(&cookie))
+        .await
+        .expect("events");
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("no snapshot with the orders: {other:?} after {seen:?}"),
+        }
+        let found = seen
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .find_map(|d| {
+                let v: Value = serde_json::from_str(d).ok()?;
+                v["campaigns"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| {
+                        // The funnel's counts arrive within a flush (a second).
+                        let accepted: u64 = c["funnel"]
+                            .as_array()
+                            .map(|m| m.iter().filter_map(|m| m["accepted"].as_u64()).sum())
+                            .unwrap_or(0);
+                        c["id"] == orders && c["orders"]["pending_orders"] == 2 && accepted == 2
+                    })
+                    .cloned()
+            });
+        if let Some(c) = found {
+            break c;
+        }
+    };
+    assert_eq!(shown["orders"]["paid_orders"], 0, "{shown}");
+    assert_eq!(shown["orders"]["expired_orders"], 0, "{shown}");
+    // Its funnel: the last 30 minutes, oldest first, the two claims in them.
+    let funnel = shown["funnel"].as_array().expect("funnel");
+    assert_eq!(funnel.len(), 30, "{shown}");
+    let sum = |k: &str| funnel.iter().filter_map(|m| m[k].as_u64()).sum::<u64>();
+    assert_eq!(
+        (sum("claim"), sum("accepted"), sum("paid"), sum("view")),
+        (2, 2, 0, 0)
+    );
+    assert!(funnel
+        .windows(2)
+        .all(|w| w[1]["at_ms"].as_i64() > w[0]["at_ms"].as_i64()));
     drop(events);
     app.stop().await;
 }
@@ -298,6 +356,12 @@ fn reader(campaign: u64) -> String {
     remaining: f("remaining"), accepted: f("accepted"), persisted: f("persisted"),
     backlog: f("backlog"), accepted_per_sec: f("accepted_per_sec"),
     p50_ms: f("p50_ms"), p99_ms: f("p99_ms"),
+    funnel_view: f("funnel_view"), funnel_claim: f("funnel_claim"),
+    funnel_accepted: f("funnel_accepted"),
+    funnel_series: c ? [...c.querySelectorAll('[data-chart="funnel"] polyline')].map((l) => ({{
+      series: l.getAttribute("class"),
+      points: (l.getAttribute("points") || "").split(" ").filter((p) => p).length,
+    }})) : [],
     lines: c ? c.querySelectorAll("polyline").length : 0,
     listed: !!document.querySelector('[data-campaign-row="{campaign}"]'),
   }});
@@ -330,6 +394,8 @@ fn num(v: &Value, k: &str) -> f64 {
 
 const STOCK: u64 = 400;
 const CROWD: u64 = 600;
+/// The views posted for the funnel's check.
+const VIEWS: usize = 7;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_sale_as_it_happens_in_a_browser() {
@@ -427,6 +493,53 @@ async fn the_dashboard_shows_a_sale_as_it_happens_in_a_browser() {
     )
     .await;
     assert!(num(&settled, "updates") > num(&moving, "updates"));
+
+    // The funnel, live: a campaign viewed VIEWS times (one batch of events), claimed once.
+    let viewed = app
+        .create(json!({"kind": "flash_sale", "name": "Viewed sale", "stock": 5}))
+        .await;
+    let views: Vec<Value> = (0..VIEWS)
+        .map(|_| json!({"type": "view", "campaign_id": viewed}))
+        .collect();
+    let posted = app
+        .http
+        .post(app.url("/v1/events"))
+        .bearer_auth(app.token("viewer"))
+        .json(&json!({ "events": views }))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(posted.status(), 202);
+    assert_eq!(app.claim(viewed, &app.token("viewer"), None).await.0, 201);
+    let funnel = wait_for(
+        &mut page,
+        viewed,
+        Duration::from_secs(30),
+        "the funnel's views and the claim",
+        |v| {
+            num(v, "funnel_view") == VIEWS as f64
+                && num(v, "funnel_claim") == 1.0
+                && num(v, "funnel_accepted") == 1.0
+                && v["funnel_series"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|l| l["series"] == "s-view"))
+        },
+    )
+    .await;
+    // One point per minute of the snapshot's 30, for views as for the claims.
+    let series = funnel["funnel_series"].as_array().expect("series");
+    for name in ["s-view", "s-claim", "s-accepted"] {
+        let line = series.iter().find(|l| l["series"] == name);
+        assert_eq!(
+            line.and_then(|l| l["points"].as_u64()),
+            Some(30),
+            "{name}: {funnel}"
+        );
+    }
+    assert!(
+        series.iter().all(|l| l["series"] != "s-paid"),
+        "nothing paid, no paid line: {funnel}"
+    );
 
     let shot = page
         .call("Page.captureScreenshot", json!({"format": "png"}))

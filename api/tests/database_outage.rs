@@ -1,6 +1,7 @@
-//! The database cut off (a TCP proxy in front of PostgreSQL drops every connection and
-//! refuses new ones): the api keeps accepting, the queue buffers, the workers back off,
-//! and when the database returns every accepted claim is persisted exactly once.
+//! The database cut off (a TCP proxy in front of PostgreSQL, or MySQL/MariaDB, drops
+//! every connection and refuses new ones): the api keeps accepting, the queue buffers,
+//! the workers back off, and when the database returns every accepted claim is
+//! persisted exactly once.
 
 mod common;
 
@@ -9,15 +10,17 @@ use std::time::Duration;
 
 use common::{Backend, Deps, TestApp};
 use futures::stream::{self, StreamExt};
+use stampede_engine::db::Database;
 use stampede_engine::testkit::CutProxy;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_returns() {
-    let deps = Deps::new(Backend::Redis).await;
-    let pg = deps.pg.as_ref().expect("pg");
-    let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+async fn claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_returns(
+    backend: Backend,
+) {
+    let deps = Deps::new(backend).await;
+    let port = deps.database_port();
+    let proxy = CutProxy::start(format!("127.0.0.1:{port}").parse().expect("addr")).await;
     let mut config = deps.config();
-    config.database_url = proxy.rewrite_url(&pg.url(), 5432);
+    config.database_url = proxy.rewrite_url(&deps.database_url(), port);
     let mut app = TestApp::start(&config).await;
     let id = app.flash(3_000, 1).await;
     // The campaign row is cached by the first claim; from then on the claim path
@@ -50,12 +53,10 @@ async fn claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_ret
 
     // The workers keep failing (and backing off) for a while; nothing is written.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let direct = sqlx::PgPool::connect(&pg.url()).await.expect("direct pg");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM claims WHERE campaign_id = $1")
-        .bind(id as i64)
-        .fetch_one(&direct)
+    let direct = Database::connect(&deps.database_url(), 1)
         .await
-        .expect("count");
+        .expect("direct connection");
+    let rows = direct.persisted_count(id).await.expect("count");
     assert_eq!(rows, 1, "only the warm-up claim is in the database");
     let status = app
         .http
@@ -77,14 +78,24 @@ async fn claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_ret
         accepted.iter().all(|c| ids.contains(c.as_str())),
         "none lost"
     );
-    let (distinct, total): (i64, i64) = sqlx::query_as(
-        "SELECT count(DISTINCT claim_id), count(*) FROM claims WHERE campaign_id = $1",
-    )
-    .bind(id as i64)
-    .fetch_one(&direct)
-    .await
-    .expect("count");
-    assert_eq!((distinct, total), (2_001, 2_001));
+    let rows = direct
+        .campaign_claims(id, "", 10_000)
+        .await
+        .expect("the table's rows");
+    let distinct: HashSet<&str> = rows.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!((distinct.len(), rows.len()), (2_001, 2_001));
     direct.close().await;
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_postgres() {
+    claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_returns(Backend::Redis)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_mysql() {
+    claims_accepted_while_the_database_is_cut_off_are_persisted_once_it_returns(Backend::Mysql)
+        .await;
 }

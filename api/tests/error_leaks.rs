@@ -435,7 +435,7 @@ fn bad_inputs(app: &TestApp, c: &Campaigns) -> Vec<Req> {
         req("quantity negative", Method::POST, &claims).auth(&user("b12")).json(json!({"quantity": -3})).expect(422),
         req("quantity over limit", Method::POST, &claims).auth(&user("b13")).json(json!({"quantity": 3})).expect(422),
         req("quantity a string", Method::POST, &claims).auth(&user("b14")).json(json!({"quantity": "1"})).expect(422),
-        req("quantity on a red packet", Method::POST, format!("/v1/campaigns/{packet}/claims")).auth(&user("b15")).json(json!({"quantity": 1})).expect(422),
+        req("more than one red packet", Method::POST, format!("/v1/campaigns/{packet}/claims")).auth(&user("b15")).json(json!({"quantity": 2})).expect(422),
         req("me claims limit", Method::GET, "/v1/me/claims?limit=500").auth(&user("b16")).expect(422),
         req("me claims cursor", Method::GET, "/v1/me/claims?before=zzz").auth(&user("b16")).expect(422),
         req("me claims cursor with a NUL", Method::GET, "/v1/me/claims?before=1.%00").auth(&user("b16")).expect(422),

@@ -1,7 +1,9 @@
 //! The OpenAPI document at `GET /openapi.json` (`api/assets/openapi.json`, written by
 //! hand) against the router: served as JSON, the same (method, path) list as
 //! `routes::route_table()` in both directions, every `$ref` resolving, and every
-//! documented route reaching its handler with a status the document lists.
+//! documented route reaching its handler with a status the document lists; the
+//! constraints the OpenAPI fuzzer of issue #16 found missing, and the links from
+//! `POST /v1/campaigns`.
 
 mod common;
 
@@ -234,13 +236,28 @@ fn bearer_for(app: &TestApp, op: &Value) -> Option<String> {
 async fn every_documented_route_reaches_its_handler_with_a_documented_status() {
     let deps = Deps::new(Backend::Embedded).await;
     let mut app = TestApp::start(&deps.config()).await;
-    // A real campaign, so that a 404 can only mean the route was not found.
+    // A real campaign, so that a 404 can only mean the route was not found; and a real
+    // order of the caller's, for the routes on a claim.
     let id = app.flash(100, 5).await;
+    let sale = app
+        .create(
+            json!({"kind": "flash_sale", "name": "orders", "stock": 5, "payment_window_secs": 600}),
+        )
+        .await;
+    let (_, claimed) = app.claim(sale, &app.token("openapi-user"), None).await;
+    let claim_id = claimed["claim"]["id"]
+        .as_str()
+        .expect("a claim")
+        .to_string();
     let doc = document();
     let mut problems = Vec::new();
     for (method, path, op) in operations(&doc) {
         let name = format!("{method} {path}");
-        let url = app.url(&path.replace("{id}", &id.to_string()));
+        let url = app.url(
+            &path
+                .replace("{id}", &id.to_string())
+                .replace("{claim_id}", &claim_id),
+        );
         let verb = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = app.http.request(verb, url);
         if let Some(token) = bearer_for(&app, &op) {
@@ -276,4 +293,179 @@ async fn every_documented_route_reaches_its_handler_with_a_documented_status() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     app.stop().await;
+}
+
+/// The schema of a query parameter of an operation.
+fn query_schema(doc: &Value, path: &str, method: &str, name: &str) -> Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["schema"].clone())
+        .unwrap_or_else(|| panic!("{method} {path}: no parameter {name}"))
+}
+
+/// Whether `value` passes a string schema's pattern and lengths (the parts used here).
+fn string_allows(schema: &Value, value: &str) -> bool {
+    let chars = value.chars().count() as u64;
+    let pattern = schema["pattern"]
+        .as_str()
+        .map(|p| regex::Regex::new(p).expect("the pattern compiles"));
+    pattern.is_none_or(|p| p.is_match(value))
+        && schema["minLength"].as_u64().is_none_or(|n| chars >= n)
+        && schema["maxLength"].as_u64().is_none_or(|n| chars <= n)
+        && schema["enum"]
+            .as_array()
+            .is_none_or(|e| e.iter().any(|v| v == value))
+}
+
+/// Issue #16: each place where the fuzzer found the document allowing what the server
+/// refuses (or the other way round) is now stated in the document, as the server
+/// enforces it (`tests/bad_inputs.rs` checks the server side).
+#[test]
+fn the_document_states_what_the_fuzzer_found_the_server_enforcing() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let refused = |schema: &Value, value: &str, what: &str| {
+        assert!(
+            !string_allows(schema, value),
+            "the document should refuse {what}: {value:?}"
+        );
+    };
+    let allowed = |schema: &Value, value: &str, what: &str| {
+        assert!(
+            string_allows(schema, value),
+            "the document should allow {what}: {value:?}"
+        );
+    };
+
+    let status = query_schema(&doc, "/v1/campaigns", "get", "status");
+    refused(&status, "", "an empty status");
+    allowed(&status, "active", "a status");
+
+    let month = query_schema(&doc, "/v1/me/signins", "get", "month");
+    for bad in ["", "4008-90", "2026-00", "2026-1", "2026-11-01"] {
+        refused(&month, bad, "a month");
+    }
+    allowed(&month, "2026-11", "a month");
+
+    let before = query_schema(&doc, "/v1/me/claims", "get", "before");
+    for bad in ["", "zzz", "-5.c1", "1.\u{1f}", "1234567890123456789.c1"] {
+        refused(&before, bad, "a cursor");
+    }
+    allowed(&before, "1764000000000.c9-0000000001", "a cursor");
+
+    let after = query_schema(&doc, "/v1/admin/campaigns/{id}/claims", "get", "after");
+    refused(&after, "\u{1f}", "a control character in after");
+    refused(&after, &"x".repeat(65), "a long after");
+    allowed(&after, "", "an empty after");
+    allowed(&after, "c9-0000000001", "a claim id");
+
+    for kind in ["NewFlashSale", "NewRedPacket"] {
+        let props = &schemas[kind]["properties"];
+        let name = &props["name"];
+        refused(name, "a\u{0}b", "a NUL in a name");
+        refused(name, "   ", "a name of white space");
+        allowed(name, " padded ", "a padded name");
+        // Optional fields are typed without null: `null` is outside them.
+        for field in [
+            "ends_at",
+            "starts_at",
+            "buckets",
+            "ticket_lead_secs",
+            "ticket_required",
+        ] {
+            assert!(
+                props[field]["type"].is_string(),
+                "{kind}.{field}: one type, no null"
+            );
+            assert_ne!(
+                props[field]["nullable"], true,
+                "{kind}.{field}: not nullable"
+            );
+        }
+        assert!(
+            props["ends_at"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("in the future")),
+            "{kind}: a campaign born ended is refused"
+        );
+        assert_eq!(schemas[kind]["additionalProperties"], false, "{kind}");
+    }
+    assert_eq!(
+        schemas["NewRedPacket"]["properties"]["min_cents"]["maximum"],
+        json!(1_000_000_000_000u64),
+        "min_cents has its maximum"
+    );
+
+    for branch in schemas["BlocklistRequest"]["oneOf"]
+        .as_array()
+        .expect("oneOf")
+    {
+        let ttl = &branch["properties"]["ttl_secs"];
+        assert_eq!(ttl["type"], "integer", "ttl_secs is an integer, never null");
+        assert_eq!(
+            ttl["maximum"],
+            json!(31_536_000),
+            "ttl_secs: at most a year"
+        );
+        if let Some(ip) = branch["properties"].get("ip") {
+            let formats: Vec<&str> = ip["anyOf"]
+                .as_array()
+                .expect("ip: anyOf formats")
+                .iter()
+                .filter_map(|f| f["format"].as_str())
+                .collect();
+            assert_eq!(
+                formats,
+                ["ipv4", "ipv6"],
+                "ip: an address, so \"\" is refused"
+            );
+        }
+    }
+
+    let quantity = &schemas["ClaimRequest"]["properties"]["quantity"];
+    assert_eq!(quantity["type"], "integer");
+    let claim_422 = &doc["paths"]["/v1/campaigns/{id}/claims"]["post"]["responses"]["422"];
+    assert!(
+        claim_422["content"]["application/json"]["examples"]["over_the_limit"].is_object(),
+        "a quantity over the limit (a red packet's is 1) is a 422 the document lists"
+    );
+}
+
+/// Issue #16 item 3: the `201` of `POST /v1/campaigns` links the new `id` to the
+/// operations a stateful fuzzer walks a sale with, and each link names a real
+/// operation with an `{id}` parameter.
+#[test]
+fn the_created_campaign_links_to_the_operations_on_it() {
+    let doc = document();
+    let links = doc["paths"]["/v1/campaigns"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .expect("links on the 201");
+    let ids: BTreeSet<String> = operations(&doc)
+        .into_iter()
+        .filter(|(_, path, _)| path.contains("{id}"))
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(String::from))
+        .collect();
+    let linked: BTreeSet<String> = links
+        .values()
+        .map(|l| {
+            assert_eq!(l["parameters"]["id"], "$response.body#/id", "{l}");
+            let op = l["operationId"].as_str().expect("operationId").to_string();
+            assert!(ids.contains(&op), "{op}: an operation on a campaign id");
+            op
+        })
+        .collect();
+    for wanted in [
+        "getCampaign",
+        "claim",
+        "getClaimTicket",
+        "campaignStats",
+        "closeCampaign",
+        "rebuildCampaign",
+        "exportClaims",
+    ] {
+        assert!(linked.contains(wanted), "a link to {wanted}");
+    }
 }

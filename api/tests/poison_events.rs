@@ -1,7 +1,8 @@
 //! A poison event — an accepted claim the database keeps refusing — moves to its
 //! campaign's dead letters after its attempts while the rest of the queue flows on; the
 //! admin lists it, the reconciliation accounts for it, and once the cause is fixed a
-//! replay persists it exactly once. On Redis + PostgreSQL and on the embedded engine.
+//! replay persists it exactly once. On Redis + PostgreSQL, Redis + MySQL/MariaDB and on
+//! the embedded engine.
 
 mod common;
 
@@ -25,6 +26,11 @@ async fn refuse_user(db: &Database, user: &str) {
              CREATE TRIGGER refuse_user BEFORE INSERT ON claims \
              FOR EACH ROW EXECUTE FUNCTION refuse_user();"
         ),
+        Database::Mysql(_) => format!(
+            "CREATE TRIGGER refuse_user BEFORE INSERT ON claims FOR EACH ROW \
+             IF NEW.user_id = '{user}' THEN \
+             SIGNAL SQLSTATE '23000' SET MESSAGE_TEXT = 'refused'; END IF"
+        ),
         Database::Sqlite(_) => format!(
             "CREATE TRIGGER refuse_user BEFORE INSERT ON claims WHEN NEW.user_id = '{user}' \
              BEGIN SELECT RAISE(ABORT, 'refused'); END;"
@@ -36,6 +42,7 @@ async fn refuse_user(db: &Database, user: &str) {
 async fn run(db: &Database, sql: &str) {
     match db {
         Database::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        Database::Mysql(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
         Database::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
     }
     .expect("direct SQL");
@@ -124,7 +131,7 @@ async fn poison_event_is_set_aside_and_replayed(backend: Backend) {
     // The operator fixes the cause and replays.
     let drop_trigger = match direct {
         Database::Postgres(_) => "DROP TRIGGER refuse_user ON claims",
-        Database::Sqlite(_) => "DROP TRIGGER refuse_user",
+        Database::Mysql(_) | Database::Sqlite(_) => "DROP TRIGGER refuse_user",
     };
     run(&direct, drop_trigger).await;
     let replayed = admin_post(
@@ -163,4 +170,9 @@ async fn poison_event_on_redis_and_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_event_embedded() {
     poison_event_is_set_aside_and_replayed(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_event_on_redis_and_mysql() {
+    poison_event_is_set_aside_and_replayed(Backend::Mysql).await;
 }

@@ -59,6 +59,11 @@ async fn sixty_racing_signins_award_once_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_racing_signins_award_once_on_mysql() {
+    sixty_racing_signins_award_once(Backend::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_users_at_once_get_five_hundred_awards() {
     let deps = Deps::new(Backend::Redis).await;
     let mut app = TestApp::start(&deps.config()).await;

@@ -141,14 +141,7 @@ async fn a_rebuild_keeps_a_campaign_closed() {
     let id = closer.flash(5, 1).await;
     // The second instance caches the campaign row before the close.
     assert_eq!(other.claim(id, &other.token("early"), None).await.0, 201);
-    let res = closer
-        .http
-        .post(closer.url(&format!("/v1/admin/campaigns/{id}/close")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("close");
-    assert_eq!(res.status(), 200);
+    closer.close(id).await;
     closer.wait_drained(id).await;
     restart_empty(&mut deps);
     let _ = claim_when_back(&other, id, "probe").await;

@@ -191,12 +191,13 @@ async fn tickets_exist_only_from_the_lead_window_and_expire() {
     let fresh = t["ticket"].as_str().expect("ticket").to_string();
     assert_eq!(claim_with(&app, open, "u2", Some(&fresh)).await.0, 201);
 
-    // An ended campaign hands out no ticket.
+    // An ended (here: closed) campaign hands out no ticket. One cannot be created
+    // already ended: that is refused with 422.
     let ended = app
         .create(json!({"kind": "flash_sale", "name": "Over", "stock": 1,
-                       "starts_at": to_rfc3339(now_ms() - 10_000),
-                       "ends_at": to_rfc3339(now_ms() - 5_000), "ticket_required": true}))
+                       "starts_at": to_rfc3339(now_ms() - 10_000), "ticket_required": true}))
         .await;
+    app.close(ended).await;
     assert_refused(&ticket(&app, ended, "u3").await, 409, "ended", "ended");
 
     // The lead is bounded.

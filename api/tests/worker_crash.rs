@@ -51,9 +51,8 @@ fn spawn_worker(deps: &Deps) -> Worker {
     Worker(child)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
-    let deps = Deps::new(Backend::Redis).await;
+async fn a_worker_killed_mid_batch_loses_and_doubles_nothing(backend: Backend) {
+    let deps = Deps::new(backend).await;
     let engine = build_engine(&deps.config()).await.expect("engine");
     let (campaign, _) = engine
         .create_campaign(&NewCampaign {
@@ -87,34 +86,58 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
     }
     assert_eq!(accepted.len() as u64, CLAIMS);
 
-    let mut first = spawn_worker(&deps);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let persisted_at_kill = loop {
-        let n = engine.db.persisted_count(campaign.id).await.expect("count");
-        if n > 0 {
-            first.kill(); // Child::kill is SIGKILL on Unix
-            break engine.db.persisted_count(campaign.id).await.expect("count");
-        }
-        assert!(Instant::now() < deadline, "first worker persisted nothing");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
-    assert!(
-        persisted_at_kill < CLAIMS,
-        "the kill came mid-drain ({persisted_at_kill} persisted)"
-    );
-    // The dead worker held batches it never acknowledged: only a reclaim can finish them.
     let client = redis::Client::open(deps.config().redis_url.unwrap_or_default()).expect("client");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
-        .arg(stampede_engine::store::keys::stream(campaign.id))
-        .arg(stampede_engine::store::keys::GROUP)
-        .query_async(&mut conn)
-        .await
-        .expect("xpending");
-    assert!(pending.0 > 0, "the killed worker left pending claim events");
+    let stream = stampede_engine::store::keys::stream(campaign.id);
+    let mut pending = async || -> u64 {
+        let reply: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg(stampede_engine::store::keys::GROUP)
+            .query_async(&mut conn)
+            .await
+            .expect("xpending");
+        reply.0
+    };
+
+    // The kill comes mid-batch: once the worker has persisted claims and holds events it
+    // has read and not yet acknowledged. An acknowledgement already on its way to Redis
+    // still lands after the kill, so a kill may leave nothing pending; then another
+    // worker is started and killed, until one leaves events behind.
+    let mut persisted_at_kill = 0;
+    let mut left_pending = 0;
+    for _ in 0..20 {
+        let before = engine.db.persisted_count(campaign.id).await.expect("count");
+        let mut first = spawn_worker(&deps);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = engine.db.persisted_count(campaign.id).await.expect("count");
+            if n > before && pending().await > 0 {
+                first.kill(); // Child::kill is SIGKILL on Unix
+                break;
+            }
+            assert!(Instant::now() < deadline, "the worker persisted nothing");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Let an acknowledgement sent before the kill land.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        persisted_at_kill = engine.db.persisted_count(campaign.id).await.expect("count");
+        left_pending = pending().await;
+        if left_pending > 0 {
+            break;
+        }
+    }
+    assert!(
+        persisted_at_kill < CLAIMS,
+        "the kill came mid-drain ({persisted_at_kill} persisted)"
+    );
+    // The dead worker held batches it never acknowledged: only a reclaim can finish them.
+    assert!(
+        left_pending > 0,
+        "a killed worker left pending claim events"
+    );
 
     let mut second = spawn_worker(&deps);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -143,4 +166,14 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
         persisted, accepted,
         "every accepted claim, and nothing else"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_and_doubles_nothing_on_postgres() {
+    a_worker_killed_mid_batch_loses_and_doubles_nothing(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_and_doubles_nothing_on_mysql() {
+    a_worker_killed_mid_batch_loses_and_doubles_nothing(Backend::Mysql).await;
 }

@@ -36,6 +36,7 @@ fn memory_claims(c: &mut Criterion) {
         ticket_required: false,
         ticket_lead_secs: 5,
         buckets: 1,
+        payment_window_secs: None,
     };
     rt.block_on(store.load(&live_state(&campaign, &[])))
         .expect("load");

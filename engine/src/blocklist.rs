@@ -49,10 +49,10 @@ impl Subject {
         }
     }
 
-    /// An IPv4 or IPv6 address; an IPv4-mapped IPv6 address is its IPv4 address.
+    /// An IPv4 or IPv6 address, exactly (no surrounding blanks: the OpenAPI document's
+    /// `ipv4` / `ipv6` formats take none); an IPv4-mapped IPv6 address is its IPv4 address.
     pub fn ip(addr: &str) -> Result<Subject> {
-        addr.trim()
-            .parse::<IpAddr>()
+        addr.parse::<IpAddr>()
             .map(|ip| Subject::Ip(ip.to_canonical()))
             .map_err(|_| EngineError::Invalid("ip must be an IPv4 or IPv6 address".into()))
     }
@@ -85,8 +85,8 @@ pub struct Block {
 /// One process's copy of the list.
 #[derive(Default)]
 struct Snapshot {
-    users: HashMap<String, Option<i64>>,
-    ips: HashMap<IpAddr, Option<i64>>,
+    users: HashMap<String, Option<i64>, foldhash::fast::RandomState>,
+    ips: HashMap<IpAddr, Option<i64>, foldhash::fast::RandomState>,
 }
 
 impl Snapshot {

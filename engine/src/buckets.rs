@@ -1,6 +1,6 @@
 //! Bucketed hot campaigns: one campaign's live state spread over N buckets, each under a
-//! hash tag of its own, so that one hot campaign uses N cluster shards (design.md,
-//! "Scale beyond one machine").
+//! hash tag of its own, so that one hot campaign uses N cluster shards (README,
+//! "Bucketed hot campaigns").
 //!
 //! - **Tags.** Cut the slot ring into N equal arcs, `[a * 16384 / N, (a + 1) * 16384 / N)`
 //!   (`redis-cli --cluster create` gives M masters M equal arcs, so buckets in different
@@ -30,6 +30,7 @@ use redis::cluster_routing::Slot;
 
 use crate::claim::claim_seq;
 use crate::error::Result;
+use crate::order::{Order, OrderCounts};
 use crate::red_packet::Packet;
 use crate::redis_conn::RedisConn;
 use crate::store::{keys, LiveState, UserRecord};
@@ -118,6 +119,9 @@ pub struct BucketPart {
     /// The users whose home is this bucket.
     pub users: Vec<UserRecord>,
     pub packets: Vec<Packet>,
+    /// The orders of the bucket's claims (a claim id names its bucket), and their counts.
+    pub orders: Vec<Order>,
+    pub order_counts: OrderCounts,
 }
 
 /// Splits a campaign's live state over its buckets: users to their home bucket (their
@@ -137,6 +141,20 @@ pub fn split_state(state: &LiveState) -> Vec<BucketPart> {
     }
     let k = &state.counters;
     (parts[0].claims, parts[0].sold, parts[0].cents) = (k.claims, k.sold, k.cents);
+    if !state.orders.is_empty() && n > 1 {
+        // Expiries and cancels give units back (and take them off `sold`) in the
+        // order's own bucket: each bucket's `sold` must be what its users hold, or it
+        // would go below zero there.
+        for part in &mut parts {
+            part.sold = part.users.iter().map(|u| u.held).sum();
+        }
+    }
+    for o in &state.orders {
+        let b = (bucket_of_claim(&o.claim_id) as usize).min(parts.len() - 1);
+        parts[b].order_counts.count(o.status);
+        parts[b].orders.push(o.clone());
+    }
+    parts[0].order_counts.refunds_required = state.order_counts.refunds_required;
     if state.packets.is_empty() {
         for (b, part) in parts.iter_mut().enumerate() {
             part.remaining = k.remaining / n + u64::from((b as u64) < k.remaining % n);

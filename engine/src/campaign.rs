@@ -17,6 +17,10 @@ pub const DEFAULT_DURATION_MS: i64 = 24 * 3600 * 1000;
 pub const DEFAULT_TICKET_LEAD_SECS: i64 = 5;
 /// The longest lead a campaign may set: an hour.
 pub const MAX_TICKET_LEAD_SECS: i64 = 3_600;
+/// The payment window's bounds, seconds. The contract's floor is 10; shorter windows
+/// (down to 1 s) are allowed for tests and load runs.
+pub const MIN_PAYMENT_WINDOW_SECS: i64 = 1;
+pub const MAX_PAYMENT_WINDOW_SECS: i64 = 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +73,16 @@ pub struct Campaign {
     pub ticket_lead_secs: u64,
     /// Buckets the live state is spread over (1..=64, see [`crate::buckets`]).
     pub buckets: u64,
+    /// Flash sale: each accepted claim is an order to be paid within this many seconds
+    /// (see [`crate::order`]); `None`: claims are final.
+    pub payment_window_secs: Option<u64>,
+}
+
+impl Campaign {
+    /// The payment window in milliseconds, 0 when there is none.
+    pub fn payment_window_ms(&self) -> i64 {
+        self.payment_window_secs.map_or(0, |s| s as i64 * 1_000)
+    }
 }
 
 /// The live counters of a campaign, kept in the store and changed only by the claim step.
@@ -154,22 +168,36 @@ fn status_at(now_ms: i64, starts_at_ms: i64, ends_at_ms: i64, remaining: u64) ->
 
 /// A creation request as it arrives (`POST /v1/campaigns`), before validation.
 /// Numbers are taken as `i64` so that a negative value gets a message naming its field.
+/// An optional field may be left out, never sent as `null` (see [`crate::no_null`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     pub kind: String,
     pub name: String,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub stock: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub per_user_limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub price_cents: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub total_cents: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub count: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub min_cents: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub starts_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub ends_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub ticket_required: Option<bool>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub ticket_lead_secs: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
     pub buckets: Option<i64>,
+    #[serde(default, deserialize_with = "crate::no_null::present")]
+    pub payment_window_secs: Option<i64>,
 }
 
 /// A creation request that passed every rule; `id` and `created_at` come from the database.
@@ -187,6 +215,7 @@ pub struct ValidCampaign {
     pub ticket_required: bool,
     pub ticket_lead_secs: u64,
     pub buckets: u64,
+    pub payment_window_secs: Option<u64>,
 }
 
 fn invalid(msg: impl Into<String>) -> EngineError {
@@ -224,10 +253,14 @@ impl NewCampaign {
     pub fn validate(&self, now_ms: i64) -> Result<ValidCampaign> {
         let kind = CampaignKind::parse(&self.kind)
             .ok_or_else(|| invalid("kind must be flash_sale or red_packet"))?;
+        // Counted as sent (as the OpenAPI document's maxLength counts), then stored
+        // trimmed; a name of white space alone is no name.
+        let chars = self.name.chars().count();
         let name = self.name.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > 200 {
-            return Err(invalid("name must be 1 to 200 characters"));
+        if chars > 200 || name.is_empty() {
+            return Err(invalid(
+                "name must be 1 to 200 characters, not all white space",
+            ));
         }
         // PostgreSQL cannot store a NUL in text: refused here, on both databases alike,
         // rather than failing at the insert as a database error (a 503).
@@ -239,6 +272,10 @@ impl NewCampaign {
             .unwrap_or(starts_at_ms.saturating_add(DEFAULT_DURATION_MS));
         if ends_at_ms <= starts_at_ms {
             return Err(invalid("ends_at must be after starts_at"));
+        }
+        // A campaign that would be born ended could never be claimed (contract: 422).
+        if ends_at_ms <= now_ms {
+            return Err(invalid("ends_at must be in the future"));
         }
         let base = ValidCampaign {
             kind,
@@ -263,6 +300,7 @@ impl NewCampaign {
                 1,
                 crate::buckets::MAX_BUCKETS as i64,
             )?,
+            payment_window_secs: None,
         };
         match kind {
             CampaignKind::FlashSale => {
@@ -284,11 +322,23 @@ impl NewCampaign {
                         0,
                         i64::MAX,
                     )?,
+                    payment_window_secs: self
+                        .payment_window_secs
+                        .map(|w| {
+                            in_range(
+                                "payment_window_secs",
+                                w,
+                                MIN_PAYMENT_WINDOW_SECS,
+                                MAX_PAYMENT_WINDOW_SECS,
+                            )
+                        })
+                        .transpose()?,
                     ..base
                 })
             }
             CampaignKind::RedPacket => {
                 not_for("stock", &self.stock, kind)?;
+                not_for("payment_window_secs", &self.payment_window_secs, kind)?;
                 not_for("per_user_limit", &self.per_user_limit, kind)?;
                 not_for("price_cents", &self.price_cents, kind)?;
                 let count = self.count.ok_or_else(|| invalid("count is required"))?;
@@ -503,6 +553,7 @@ mod tests {
             ticket_required: false,
             ticket_lead_secs: 5,
             buckets: 1,
+            payment_window_secs: None,
         };
         assert_eq!(c.status(50, 5), CampaignStatus::Scheduled);
         assert_eq!(c.status(150, 5), CampaignStatus::Active);

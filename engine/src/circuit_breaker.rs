@@ -4,6 +4,9 @@
 //! cool-down one call at a time goes through as a probe (half-open): its success closes
 //! the circuit, its failure opens it for another cool-down.
 //!
+//! `stampede_breaker_open{dependency="store"}` is 1 from the moment it opens until a call
+//! closes it again (open and half-open alike), else 0, so an alert can page on it.
+//!
 //! Lock-free (three atomics), because every claim asks it. Hand-written rather than a
 //! crate: the general-purpose ones wrap each call in their own future types and
 //! failure policies, where this needs two loads on the hot path and the engine's own
@@ -21,6 +24,8 @@ pub struct CircuitBreaker {
     /// When the current probe started (ms); a probe that never reports back (its
     /// caller gave up) is replaced after a cool-down.
     probe_ms: AtomicI64,
+    /// `stampede_breaker_open`: set only when the circuit opens or closes, never per call.
+    open_gauge: metrics::Gauge,
 }
 
 /// What a caller may do now.
@@ -36,12 +41,16 @@ pub enum Admission {
 
 impl CircuitBreaker {
     pub fn new(threshold: u32, cool_down: std::time::Duration) -> Self {
+        let open_gauge = metrics::gauge!("stampede_breaker_open", "dependency" => "store");
+        // Present (closed) from the start, so that an alert on it sees the series.
+        open_gauge.set(0.0);
         CircuitBreaker {
             threshold: threshold.max(1),
             cool_down_ms: cool_down.as_millis() as i64,
             failures: AtomicU32::new(0),
             open_until_ms: AtomicI64::new(0),
             probe_ms: AtomicI64::new(0),
+            open_gauge,
         }
     }
 
@@ -75,6 +84,7 @@ impl CircuitBreaker {
         if self.open_until_ms.load(Ordering::Relaxed) != 0 {
             self.open_until_ms.store(0, Ordering::Release);
             self.probe_ms.store(0, Ordering::Release);
+            self.publish();
             tracing::info!("store reachable again: circuit closed");
         }
     }
@@ -85,6 +95,7 @@ impl CircuitBreaker {
             self.open_until_ms
                 .store(now_ms + self.cool_down_ms, Ordering::Release);
             self.probe_ms.store(0, Ordering::Release);
+            self.publish();
             tracing::warn!(
                 cool_down_ms = self.cool_down_ms,
                 "store unreachable: circuit open ({why})"
@@ -102,6 +113,17 @@ impl CircuitBreaker {
 
     pub fn is_open(&self) -> bool {
         self.open_until_ms.load(Ordering::Acquire) != 0
+    }
+
+    /// Sets `stampede_breaker_open` from the state, and again if an open and a close
+    /// raced while it did: whichever sets it last then leaves it matching the state.
+    fn publish(&self) {
+        let gauge = |open: bool| self.open_gauge.set(if open { 1.0 } else { 0.0 });
+        let open = self.is_open();
+        gauge(open);
+        if self.is_open() != open {
+            gauge(!open);
+        }
     }
 }
 

@@ -33,17 +33,20 @@ pub struct Claim {
     pub accepted_at_ms: i64,
 }
 
-/// A claim event as the queue carries it: the accepted claim, and the id of the
-/// request that made it (absent in events written before request ids existed).
+/// A claim event as the queue carries it: the accepted claim, the id of the request
+/// that made it (absent in events written before request ids existed), and, for a
+/// flash sale with a payment window, when its order must be paid by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimEvent {
     pub claim: Claim,
     pub request_id: Option<RequestId>,
+    pub pay_by_ms: Option<i64>,
 }
 
 impl ClaimEvent {
     /// The event's one stream field, as `lua/claim.lua` writes it:
-    /// `campaign id|claim id|user id|quantity|amount|packet idx|accepted ms[|request id]`.
+    /// `campaign id|claim id|user id|quantity|amount|packet idx|accepted ms[|request id]`,
+    /// and with a payment window `...|accepted ms|request id or empty|pay by ms`.
     pub fn encode(&self) -> String {
         let c = &self.claim;
         let mut s = format!(
@@ -59,6 +62,13 @@ impl ClaimEvent {
         if let Some(r) = &self.request_id {
             s.push('|');
             s.push_str(r.as_str());
+        }
+        if let Some(by) = self.pay_by_ms {
+            if self.request_id.is_none() {
+                s.push('|');
+            }
+            s.push('|');
+            s.push_str(&by.to_string());
         }
         s
     }
@@ -76,19 +86,28 @@ impl ClaimEvent {
             packet_idx: f.next()?.parse().ok()?,
             accepted_at_ms: f.next()?.parse().ok()?,
         };
-        let request_id = match f.next() {
-            None => None,
-            Some(r) => Some(RequestId::parse(r)?),
+        let (request_id, pay_by_ms) = match (f.next(), f.next()) {
+            (None, _) => (None, None),
+            (Some(r), None) => (Some(RequestId::parse(r)?), None),
+            (Some(""), Some(by)) => (None, Some(by.parse().ok()?)),
+            (Some(r), Some(by)) => (Some(RequestId::parse(r)?), Some(by.parse().ok()?)),
         };
-        f.next()
-            .is_none()
-            .then_some(ClaimEvent { claim, request_id })
+        f.next().is_none().then_some(ClaimEvent {
+            claim,
+            request_id,
+            pay_by_ms,
+        })
     }
 }
 
 /// Formats a claim id; see [`Claim::id`].
 pub fn claim_id(campaign_id: u64, seq: u64) -> String {
     format!("c{campaign_id}-{seq:010}")
+}
+
+/// The campaign a claim id names (`c17-...`), if it is one of ours.
+pub fn campaign_of(id: &str) -> Option<u64> {
+    id.strip_prefix('c')?.split('-').next()?.parse().ok()
 }
 
 /// The sequence number inside a claim id, if it is one of ours.
@@ -147,11 +166,30 @@ mod tests {
         let traced = ClaimEvent {
             claim: c.clone(),
             request_id: RequestId::parse("0123456789abcdef"),
+            pay_by_ms: None,
         };
         let bare = ClaimEvent {
             claim: c.clone(),
             request_id: None,
+            pay_by_ms: None,
         };
+        let ordered = ClaimEvent {
+            pay_by_ms: Some(1_800_000_060_123),
+            ..bare.clone()
+        };
+        let traced_order = ClaimEvent {
+            pay_by_ms: Some(7),
+            ..traced.clone()
+        };
+        assert_eq!(
+            ordered.encode(),
+            "17|c17-0000000042|u.1-x_y|2|0|-1|1800000000123||1800000060123"
+        );
+        assert_eq!(ClaimEvent::decode(&ordered.encode()), Some(ordered));
+        assert_eq!(
+            ClaimEvent::decode(&traced_order.encode()),
+            Some(traced_order)
+        );
         assert_eq!(
             traced.encode(),
             "17|c17-0000000042|u.1-x_y|2|0|-1|1800000000123|0123456789abcdef"
@@ -164,6 +202,9 @@ mod tests {
         );
         assert_eq!(ClaimEvent::decode(&bare.encode()), Some(bare));
         assert_eq!(claim_seq(&c.id), Some(42));
+        assert_eq!(campaign_of(&c.id), Some(17));
+        assert_eq!(campaign_of("c17-b2-0000000001"), Some(17));
+        assert_eq!(campaign_of("x17-1"), None);
         for bad in [
             "",
             "1|2",
@@ -171,6 +212,8 @@ mod tests {
             "1|c1|u|1|0|-1|5|",
             "1|c1|u|1|0|-1|5|not safe",
             "1|c1|u|1|0|-1|5|rid|extra",
+            "1|c1|u|1|0|-1|5||",
+            "1|c1|u|1|0|-1|5||7|8",
         ] {
             assert_eq!(ClaimEvent::decode(bad), None, "{bad:?}");
         }

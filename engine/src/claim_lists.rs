@@ -50,6 +50,7 @@ fn member(c: &Claim) -> String {
     let event = ClaimEvent {
         claim: c.clone(),
         request_id: None,
+        pay_by_ms: None,
     };
     format!("{}|{}", c.id, event.encode())
 }

@@ -4,9 +4,14 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-/// Milliseconds since the unix epoch, now.
+/// Milliseconds since the unix epoch, now. Read straight from the system clock: it runs
+/// several times a request, and chrono's `Utc::now` builds a calendar date each time.
 pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        // A clock set before 1970.
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
 }
 
 /// RFC 3339 in UTC with millisecond precision, the contract's time format.
@@ -61,5 +66,16 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_is_what_chrono_says() {
+        let before = chrono::Utc::now().timestamp_millis();
+        let now = super::now_ms();
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!(before <= now && now <= after, "{before} {now} {after}");
     }
 }

@@ -61,6 +61,10 @@ impl EngineError {
                 if let Some(pg) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                     // SQLSTATE classes 22 (data exception), 23 (constraint violation).
                     pg.code().starts_with("22") || pg.code().starts_with("23")
+                } else if let Some(my) = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    // The same SQLSTATE classes (a trigger's SIGNAL names its own).
+                    my.code()
+                        .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
                 } else if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                     // Primary result codes 18 (too big), 19 (constraint, also a
                     // trigger's RAISE) and 20 (type mismatch), under any extended code.

@@ -18,10 +18,11 @@
 //! failures, [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store
 //! fails fast); for audits, [`reconcile`] (the store's counters against the database);
 //! against abuse, [`ticket`] (claim tickets) and [`blocklist`] (blocked users and
-//! addresses).
+//! addresses); [`no_null`] (optional request fields that refuse `null`).
 
 pub mod auth;
 pub mod backlog;
+pub mod behaviour;
 pub mod blocklist;
 pub mod buckets;
 pub mod campaign;
@@ -32,7 +33,10 @@ pub mod clock;
 pub mod coalescer;
 pub mod db;
 pub mod error;
+pub mod funnel;
 pub mod live_cache;
+pub mod no_null;
+pub mod order;
 pub mod queue;
 pub mod rebuild;
 pub mod reconcile;

@@ -10,11 +10,45 @@ use std::collections::{HashMap, HashSet};
 
 use crate::campaign::{Campaign, CampaignKind, LiveCounters};
 use crate::claim::{claim_seq, Claim};
+use crate::order::{Order, OrderCounts};
 use crate::red_packet;
 use crate::store::{LiveState, UserRecord};
 
-/// The live state of `campaign` given all its persisted `claims`.
+/// The live state of `campaign` given all its persisted `claims` (and no orders).
 pub fn live_state(campaign: &Campaign, claims: &[Claim]) -> LiveState {
+    live_state_with_orders(campaign, claims, &HashMap::new(), 0)
+}
+
+/// The live state of a campaign with a payment window: its claims, their orders by
+/// claim id and how many payments it has recorded for refund. A claim whose order
+/// expired or was cancelled gave its units back: they count as remaining again and the
+/// user no longer holds them. A claim without an order row (written before its order
+/// was) is a pending order due at the end of its window.
+pub fn live_state_with_orders(
+    campaign: &Campaign,
+    claims: &[Claim],
+    orders: &HashMap<String, Order>,
+    refunds: u64,
+) -> LiveState {
+    let window = campaign.payment_window_ms();
+    let mut kept = Vec::new();
+    let mut counts = OrderCounts {
+        refunds_required: refunds,
+        ..OrderCounts::default()
+    };
+    for c in claims.iter().filter(|_| window > 0) {
+        let o = orders
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_else(|| Order::pending(c, c.accepted_at_ms + window));
+        counts.count(o.status);
+        kept.push(o);
+    }
+    let restocked: HashSet<&str> = kept
+        .iter()
+        .filter(|o| o.status.restocks())
+        .map(|o| o.claim_id.as_str())
+        .collect();
     let mut users: HashMap<&str, UserRecord> = HashMap::new();
     let mut counters = LiveCounters {
         ends_at_ms: campaign.ends_at_ms,
@@ -24,9 +58,23 @@ pub fn live_state(campaign: &Campaign, claims: &[Claim]) -> LiveState {
     let mut taken_packets = HashSet::new();
     for c in claims {
         counters.claims += 1;
+        seq = seq.max(claim_seq(&c.id).unwrap_or(0));
+        if restocked.contains(c.id.as_str()) {
+            // The user's latest claim stays their record (an `already_claimed` reply
+            // repeats it), holding nothing.
+            let rec = users
+                .entry(c.user_id.as_str())
+                .or_insert_with(|| UserRecord {
+                    held: 0,
+                    last: c.clone(),
+                });
+            if claim_seq(&c.id) >= claim_seq(&rec.last.id) {
+                rec.last = c.clone();
+            }
+            continue;
+        }
         counters.sold += c.quantity;
         counters.cents += c.amount_cents;
-        seq = seq.max(claim_seq(&c.id).unwrap_or(0));
         if c.packet_idx >= 0 {
             taken_packets.insert(c.packet_idx as u64);
         }
@@ -60,6 +108,8 @@ pub fn live_state(campaign: &Campaign, claims: &[Claim]) -> LiveState {
         seq,
         users: users.into_values().collect(),
         packets,
+        orders: kept,
+        order_counts: counts,
     }
 }
 
@@ -85,6 +135,7 @@ mod tests {
             ticket_required: false,
             ticket_lead_secs: 5,
             buckets: 1,
+            payment_window_secs: None,
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Reconciliation {
     pub store: StoreSide,
     pub database: Totals,
     pub queue_backlog: u64,
+    /// Of the backlog, the orders' changes and refunds (not claims) still queued, so the
+    /// claim count reconciles while they wait (0 without a payment window).
+    pub order_changes_queued: u64,
     pub dead_letters: Totals,
     /// No claim events wait in the queue: every figure is comparable.
     pub settled: bool,
@@ -69,6 +72,20 @@ impl Reconciliation {
         queue_backlog: u64,
         dead: &[Claim],
     ) -> Reconciliation {
+        Self::compute_with_orders(campaign, store, database, queue_backlog, 0, dead)
+    }
+
+    /// [`Reconciliation::compute`] for a campaign whose queue also carries its orders'
+    /// changes: `order_changes_queued` of the backlog are not claims.
+    pub fn compute_with_orders(
+        campaign: &Campaign,
+        store: &LiveCounters,
+        database: Totals,
+        queue_backlog: u64,
+        order_changes_queued: u64,
+        dead: &[Claim],
+    ) -> Reconciliation {
+        let claims_backlog = queue_backlog.saturating_sub(order_changes_queued);
         let dead_letters = Totals {
             claims: dead.len() as u64,
             sold: dead.iter().map(|c| c.quantity).sum(),
@@ -82,7 +99,7 @@ impl Reconciliation {
         let drift = Drift {
             claims: diff(
                 store.claims,
-                database.claims + queue_backlog + dead_letters.claims,
+                database.claims + claims_backlog + dead_letters.claims,
             ),
             sold: settled.then(|| diff(store.sold, database.sold + dead_letters.sold)),
             cents: settled.then(|| diff(store.cents, database.cents + dead_letters.cents)),
@@ -102,6 +119,7 @@ impl Reconciliation {
             },
             database,
             queue_backlog,
+            order_changes_queued,
             dead_letters,
             settled,
             drift,
@@ -131,6 +149,7 @@ mod tests {
             ticket_required: false,
             ticket_lead_secs: 5,
             buckets: 1,
+            payment_window_secs: None,
         }
     }
 
@@ -186,5 +205,18 @@ mod tests {
         let r = Reconciliation::compute(&sale(10), &counters(3, 3, 9), db(3, 3), 0, &[]);
         assert_eq!(r.drift.remaining, -2);
         assert!(!r.consistent);
+    }
+
+    #[test]
+    fn queued_order_changes_are_not_counted_as_claims() {
+        // 4 claims accepted and persisted; 2 orders expired (units back: 2 sold, 8
+        // left), their changes still queued: the backlog of 2 holds no claim.
+        let r =
+            Reconciliation::compute_with_orders(&sale(10), &counters(4, 2, 8), db(4, 4), 2, 2, &[]);
+        assert_eq!(r.drift.claims, 0, "{r:?}");
+        assert_eq!(r.drift.sold, None, "units are compared once settled");
+        // Counted as claims, the same figures would show drift.
+        let naive = Reconciliation::compute(&sale(10), &counters(4, 2, 8), db(4, 4), 2, &[]);
+        assert_eq!(naive.drift.claims, -2);
     }
 }

@@ -12,7 +12,7 @@
 //! - redis-rs re-sends a command after a dropped connection, a MOVED/ASK redirect or a
 //!   timeout. Its default retries last minutes; ours are bounded ([`CLUSTER_RETRIES`],
 //!   [`CLUSTER_MAX_RETRY_WAIT_MS`]) and every state-changing script is safe to run twice
-//!   (design.md, invariant 8: see the batch ids in `lua/claim.lua`).
+//!   (README, "Guarantees"; see the batch ids in `lua/claim.lua`).
 //! - `WAIT` is about the writes of one connection to one master: it is sent to the master
 //!   of the campaign's slot ([`RedisConn::wait_replicas`]), not to every master.
 //! - The script cache is not replicated: a promoted replica answers `NOSCRIPT`, and

@@ -2,11 +2,16 @@
 //! and a database. It holds no request state; many api instances can share one store
 //! and one database.
 
+mod orders;
+
 use std::sync::Arc;
 
 use rand::RngCore;
 
+pub use orders::{claim_of, Swept};
+
 use crate::backlog::BacklogGuard;
+use crate::behaviour::BehaviourEvent;
 use crate::blocklist::{Block, Blocklist, Subject};
 use crate::campaign::{Campaign, CampaignKind, LiveCounters, NewCampaign};
 use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
@@ -15,8 +20,11 @@ use crate::clock::now_ms;
 use crate::coalescer::Coalescer;
 use crate::db::Database;
 use crate::error::{EngineError, Result};
+use crate::funnel::{Funnel, FunnelMinute, Stage};
 use crate::live_cache::{Freshness, LiveCache};
-use crate::queue::{DeadLetter, Queue};
+use crate::order::{Order, OrderCounts};
+use crate::queue::memory::MemoryQueue;
+use crate::queue::{DeadLetter, EventLog, Queue};
 use crate::rebuild;
 use crate::reconcile::{Reconciliation, Totals};
 use crate::request_id::RequestId;
@@ -44,8 +52,6 @@ const RECONCILE_DEAD_LETTERS: usize = 100_000;
 /// A campaign with more holders than this gets no sold-out flag (its holders would
 /// take too much memory in every api process); its refusals keep asking the store.
 const SOLD_OUT_MAX_HOLDERS: u64 = 200_000;
-/// The most campaigns one transfer sweep looks at (the newest that have not ended).
-const SWEEP_CAMPAIGNS: i64 = 10_000;
 /// How many claims the rebuild reads per query.
 const REBUILD_PAGE: i64 = 10_000;
 /// How long a campaign's live counters are served from this process's cache by
@@ -67,19 +73,35 @@ pub struct CampaignStats {
     pub queue_backlog: u64,
     pub dead_letters: u64,
     pub claimed_cents: u64,
+    /// Orders by state and payments to refund (zero without a payment window).
+    #[serde(flatten)]
+    pub orders: OrderCounts,
 }
 
-/// A claim as a user sees it, with whether its row is committed.
+/// A claim as a user sees it, with whether its row is committed and, with a payment
+/// window, its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimView {
     pub claim: Claim,
     pub persisted: bool,
+    pub order: Option<Order>,
 }
 
 pub struct Engine {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    /// The behaviour events' queue (never the claims'), read by the event writers...
+    pub events: Arc<dyn Queue>,
+    /// ... and the side the api appends to.
+    event_log: Arc<dyn EventLog>,
+    /// The live funnel's counters (see [`crate::funnel`]).
+    pub funnel: Arc<Funnel>,
     pub db: Database,
+    /// Where reads that may lag go (a read replica, or `db` itself): the admin export,
+    /// the public campaign list and users' claim pages past the cached first one. Reads
+    /// that must see a write they follow (a user's own claims in a campaign, the rebuild,
+    /// the stats, the cached first page the workers keep current) stay on `db`.
+    pub replica: Database,
     /// Campaign rows by id. A campaign's row never changes after creation except its
     /// end (close), and the store enforces the live end, so a cached row is safe to
     /// use for the claim path; `close` refreshes this instance's copy. Bounded
@@ -90,6 +112,8 @@ pub struct Engine {
     coalescer: Option<Coalescer>,
     /// When set, claims are refused while the queue backlog is over its cap.
     backlog: Option<Arc<BacklogGuard>>,
+    /// When set, behaviour events are refused while their queue's backlog is over its cap.
+    events_backlog: Option<Arc<BacklogGuard>>,
     signin: SigninConfig,
     /// User id -> (points, when read in ms): balance reads cached briefly.
     points: quick_cache::sync::Cache<String, (Points, i64)>,
@@ -112,15 +136,24 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `store` (whose calls are timed, see [`TimedStore`]), `queue` and `db`.
+    /// Behaviour events go to an in-process queue and the funnel's totals stay in this
+    /// process until [`Engine::with_behaviour_queue`] and [`Engine::with_funnel`] say
+    /// otherwise.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, db: Database) -> Self {
+        let events = Arc::new(MemoryQueue::default());
         Engine {
             store: Arc::new(TimedStore::new(store)),
             queue,
+            events: Arc::new(events.clone()),
+            event_log: Arc::new(events),
+            funnel: Arc::new(Funnel::in_memory()),
             blocklist: Arc::new(Blocklist::new(db.clone())),
+            replica: db.clone(),
             db,
             campaigns: quick_cache::sync::Cache::new(CAMPAIGN_ROWS),
             coalescer: None,
             backlog: None,
+            events_backlog: None,
             signin: SigninConfig::default(),
             points: quick_cache::sync::Cache::new(POINTS_CACHE_USERS),
             live: LiveCache::new(LIVE_CACHE_TTL, LIVE_CACHE_CAMPAIGNS),
@@ -163,6 +196,73 @@ impl Engine {
         }
     }
 
+    /// Queues behaviour events on `queue` (appending through `log`, its writing side)
+    /// instead of in this process.
+    pub fn with_behaviour_queue(mut self, queue: Arc<dyn Queue>, log: Arc<dyn EventLog>) -> Self {
+        self.events = queue;
+        self.event_log = log;
+        self
+    }
+
+    /// Counts the funnel into `funnel` (shared totals in Redis).
+    pub fn with_funnel(mut self, funnel: Funnel) -> Self {
+        self.funnel = Arc::new(funnel);
+        self
+    }
+
+    /// Queues validated behaviour events for the workers (the funnel counts them once
+    /// written). Every campaign named must exist ([`EngineError::NotFound`], nothing
+    /// queued); its row (cached) gives its bucket count, which shards its events.
+    pub async fn ingest_events(&self, events: &[BehaviourEvent]) -> Result<()> {
+        let mut buckets = std::collections::HashMap::new();
+        for e in events {
+            if let std::collections::hash_map::Entry::Vacant(v) = buckets.entry(e.campaign_id) {
+                v.insert(self.campaign(e.campaign_id).await?.buckets);
+            }
+        }
+        if self.events_backlog.as_ref().is_some_and(|b| b.shedding()) {
+            return Err(EngineError::Shedding);
+        }
+        self.event_log.append(events, &buckets).await?;
+        Ok(())
+    }
+
+    /// The campaign's funnel over the last `minutes` minutes (the current one last):
+    /// the engine's stages, and the client events the workers have written.
+    pub async fn funnel(&self, id: u64, minutes: u32) -> Result<Vec<FunnelMinute>> {
+        self.campaign(id).await?;
+        let mut out = self.funnel.minutes(id, minutes, now_ms()).await?;
+        self.add_event_counts(id, &mut out, false).await?;
+        Ok(out)
+    }
+
+    /// [`Engine::funnel`] with the five kinds of the dashboard's chart only.
+    pub async fn funnel_recent(&self, id: u64, minutes: u32) -> Result<Vec<FunnelMinute>> {
+        let mut out = self.funnel.recent(id, minutes, now_ms()).await?;
+        self.add_event_counts(id, &mut out, true).await?;
+        Ok(out)
+    }
+
+    async fn add_event_counts(
+        &self,
+        id: u64,
+        minutes: &mut [FunnelMinute],
+        only_kinds: bool,
+    ) -> Result<()> {
+        let (Some(first), Some(last)) = (minutes.first(), minutes.last()) else {
+            return Ok(());
+        };
+        let counts = self.db.event_minutes(id, first.at_ms, last.at_ms).await?;
+        crate::funnel::add_events(minutes, &counts, only_kinds);
+        Ok(())
+    }
+
+    /// Sends the reads that may lag (see [`Engine::replica`]) to `replica`.
+    pub fn with_read_replica(mut self, replica: Database) -> Self {
+        self.replica = replica;
+        self
+    }
+
     /// Caches each user's first page of claims in `lists`, refreshed by the workers.
     pub fn with_claim_lists(mut self, lists: ClaimLists) -> Self {
         self.claim_lists = Some(lists);
@@ -186,6 +286,8 @@ impl Engine {
                     return Ok(page);
                 }
                 Ok(None) => {
+                    // From the primary: the page is cached and kept current by the
+                    // workers' pushes, which a page read from a lagging replica would miss.
                     let mut page = self
                         .db
                         .user_claims(user_id, None, FIRST_PAGE as i64)
@@ -199,7 +301,13 @@ impl Engine {
                 Err(e) => tracing::debug!(error = %e, "claim page cache unavailable"),
             }
         }
-        self.db.user_claims(user_id, before, limit).await
+        self.replica.user_claims(user_id, before, limit).await
+    }
+
+    /// A page of a campaign's persisted claims in claim-id order, after `after` (the
+    /// admin export), from the read replica when there is one.
+    pub async fn export_claims(&self, id: u64, after: &str, limit: i64) -> Result<Vec<Claim>> {
+        self.replica.campaign_claims(id, after, limit).await
     }
 
     /// Refuses claims of sold-out campaigns in-process, a flag trusted for `ttl`, and
@@ -231,6 +339,16 @@ impl Engine {
         let guard = Arc::new(BacklogGuard::new(cap));
         guard.spawn_sampler(self.queue.clone());
         self.backlog = Some(guard);
+        self
+    }
+
+    /// Refuses behaviour events (503) while more than `cap` of them wait unwritten,
+    /// sampling the events' queue in the background. Call it after
+    /// [`Engine::with_behaviour_queue`]: it watches the queue set then.
+    pub fn with_events_backlog_cap(mut self, cap: u64) -> Self {
+        let guard = Arc::new(BacklogGuard::of(crate::backlog::Backlogged::Events, cap));
+        guard.spawn_sampler(self.events.clone());
+        self.events_backlog = Some(guard);
         self
     }
 
@@ -328,14 +446,7 @@ impl Engine {
         if c.ends_at_ms > now_ms() {
             return Err(EngineError::StateMissing(c.id));
         }
-        let (claims, sold, cents) = self.db.campaign_totals(c.id).await?;
-        let k = LiveCounters {
-            remaining: c.total.saturating_sub(sold),
-            claims,
-            sold,
-            cents,
-            ends_at_ms: c.ends_at_ms,
-        };
+        let k = self.db.settled_counters(&c).await?;
         Ok((c, k))
     }
 
@@ -348,7 +459,9 @@ impl Engine {
         limit: i64,
     ) -> Result<Vec<(Arc<Campaign>, LiveCounters, Freshness)>> {
         let ends_after = if include_ended { i64::MIN } else { now_ms() };
-        let rows = self.db.campaigns(ends_after, limit).await?;
+        // A row from a lagging replica may miss a close: the store enforces the live
+        // end, so the cached row is still safe for the claim path.
+        let rows = self.replica.campaigns(ends_after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for c in rows {
             if self.campaigns.get(&c.id).is_none() {
@@ -397,23 +510,25 @@ impl Engine {
         request_id: Option<RequestId>,
     ) -> Result<ClaimOutcome> {
         let campaign_id = c.id;
-        let quantity = match (c.kind, quantity) {
-            (CampaignKind::RedPacket, Some(_)) => {
-                return Err(EngineError::Invalid(
-                    "quantity does not apply to a red packet".into(),
-                ))
-            }
-            (_, None) => 1,
-            (_, Some(0)) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
-            (_, Some(q)) => q,
+        let now = now_ms();
+        // The funnel's `claim`: an atomic increment, no allocation, no await.
+        self.funnel.count_at(campaign_id, Stage::Claim, now);
+        let quantity = match quantity {
+            None => 1,
+            Some(0) => return Err(EngineError::Invalid("quantity must be at least 1".into())),
+            Some(q) => q,
         };
         // Refusals that need no store call. An ended campaign: the row's end is never
         // earlier than the store's (a close only moves it earlier), so the store would
         // say the same. A sold-out one, for a user who holds nothing there and asks for
         // no more than the limit (else the store would refuse over the limit first).
-        let now = now_ms();
         if now >= c.ends_at_ms {
             return Ok(ClaimOutcome::Ended);
+        }
+        // A red packet is one per user: `quantity: 1` is what its claim is anyway, and
+        // more is over that limit, as on a flash sale with a limit of 1.
+        if c.kind == CampaignKind::RedPacket && quantity > 1 {
+            return Ok(ClaimOutcome::OverLimit { may_take: 1 });
         }
         if quantity <= c.per_user_limit
             && self
@@ -447,7 +562,10 @@ impl Engine {
         }
         match &outcome {
             // This process's readers see its own sales at once; others within the TTL.
-            ClaimOutcome::Accepted(_) => self.live.invalidate(campaign_id),
+            ClaimOutcome::Accepted(_) => {
+                self.funnel.count(campaign_id, Stage::Accepted);
+                self.live.invalidate(campaign_id)
+            }
             ClaimOutcome::SoldOut => {
                 if let Some(s) = &self.sold_out {
                     s.observed(campaign_id);
@@ -476,7 +594,7 @@ impl Engine {
         campaign_id: u64,
         user_id: &str,
     ) -> Result<Vec<ClaimView>> {
-        self.campaign(campaign_id).await?;
+        let c = self.campaign(campaign_id).await?;
         let mut out: Vec<ClaimView> = self
             .db
             .user_campaign_claims(campaign_id, user_id)
@@ -485,6 +603,7 @@ impl Engine {
             .map(|claim| ClaimView {
                 claim,
                 persisted: true,
+                order: None,
             })
             .collect();
         if let Some(rec) = self.store.user_record(campaign_id, user_id).await? {
@@ -492,14 +611,30 @@ impl Engine {
                 out.push(ClaimView {
                     claim: rec.last,
                     persisted: false,
+                    order: None,
                 });
+            }
+        }
+        if c.payment_window_secs.is_some() {
+            let claims: Vec<Claim> = out.iter().map(|v| v.claim.clone()).collect();
+            let mut orders = self.live_orders(&c, &claims).await?;
+            for v in &mut out {
+                v.order = orders.remove(&v.claim.id);
             }
         }
         Ok(out)
     }
 
     pub async fn stats(&self, id: u64) -> Result<CampaignStats> {
-        let (_, k) = self.campaign_live(id).await?;
+        // Counters and order counts from one read: units sold = paid + pending within it.
+        let (k, orders) = match self.store.snapshot(id).await? {
+            Some(s) => s,
+            // Settled (ended, and the store let it go): the database's figures.
+            None => (
+                self.campaign_live(id).await?.1,
+                self.db.order_counts(id).await?,
+            ),
+        };
         Ok(CampaignStats {
             campaign_id: id,
             accepted_claims: k.claims,
@@ -509,6 +644,7 @@ impl Engine {
             queue_backlog: self.queue.backlog(id).await?,
             dead_letters: self.queue.dead_letters(id).await?,
             claimed_cents: k.cents,
+            orders,
         })
     }
 
@@ -547,8 +683,27 @@ impl Engine {
             sold,
             cents,
         };
-        Ok(Reconciliation::compute(
-            &c, &store, database, backlog, &dead,
+        // The order changes (and refunds) the store made that the database does not hold
+        // yet are queued: that much of the backlog is not claims.
+        let order_changes_queued = if c.payment_window_secs.is_some() {
+            let closed = |o: &OrderCounts| {
+                o.paid_orders + o.expired_orders + o.cancelled_orders + o.refunds_required
+            };
+            let (live, persisted) = (
+                self.store.order_counts(id).await?,
+                self.db.order_counts(id).await?,
+            );
+            closed(&live).saturating_sub(closed(&persisted))
+        } else {
+            0
+        };
+        Ok(Reconciliation::compute_with_orders(
+            &c,
+            &store,
+            database,
+            backlog,
+            order_changes_queued,
+            &dead,
         ))
     }
 
@@ -596,7 +751,13 @@ impl Engine {
             after = last.id.clone();
             claims.extend(page);
         }
-        let state = rebuild::live_state(c, &claims);
+        let (orders, refunds) = if c.payment_window_secs.is_some() {
+            let orders = self.db.orders_between(id, "", "~").await?;
+            (orders, self.db.order_counts(id).await?.refunds_required)
+        } else {
+            Default::default()
+        };
+        let state = rebuild::live_state_with_orders(c, &claims, &orders, refunds);
         self.store.load(&state).await?;
         self.live.invalidate(id);
         if let Some(s) = &self.sold_out {
@@ -605,21 +766,8 @@ impl Engine {
         Ok((claims.len() as u64, state.counters.remaining))
     }
 
-    /// Finishes the bucket transfers that dead processes left half done, for every
-    /// bucketed campaign that has not ended (see [`crate::buckets`]); returns how many.
-    pub async fn sweep_transfers(&self) -> Result<u64> {
-        let now = now_ms();
-        let mut finished = 0;
-        for c in self.db.campaigns(now, SWEEP_CAMPAIGNS).await? {
-            if c.buckets > 1 {
-                finished += self.store.sweep(c.id, now).await?;
-            }
-        }
-        Ok(finished)
-    }
-
-    /// Runs [`Engine::sweep_transfers`] every `every` until `stop` is cancelled (the
-    /// worker processes run it: any number may, at once).
+    /// Runs [`Engine::sweep`] every `every` until `stop` is cancelled (the worker
+    /// processes run it: any number may, at once).
     pub fn spawn_sweeper(
         self: &Arc<Self>,
         every: std::time::Duration,
@@ -632,8 +780,8 @@ impl Engine {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                if let Err(e) = engine.sweep_transfers().await {
-                    tracing::debug!(error = %e, "bucket transfer sweep failed; trying again");
+                if let Err(e) = engine.sweep().await {
+                    tracing::debug!(error = %e, "sweep (bucket transfers, due orders) failed; trying again");
                 }
             }
         })

@@ -35,14 +35,14 @@ pub struct SoldOut {
     max_holders: u64,
     store: Arc<dyn Store>,
     signals: Option<RedisSignals>,
-    flags: RwLock<HashMap<u64, Flag>>,
+    flags: RwLock<HashMap<u64, Flag, foldhash::fast::RandomState>>,
     /// Campaigns whose flag is being (re)loaded, so one load runs at a time.
     loading: Mutex<HashSet<u64>>,
 }
 
 struct Flag {
     armed_ms: i64,
-    holders: Arc<HashSet<String>>,
+    holders: Arc<HashSet<String, foldhash::fast::RandomState>>,
 }
 
 /// How many TTLs an expired flag is kept (for a cheap re-arm) before it is dropped.
@@ -60,7 +60,7 @@ impl SoldOut {
             max_holders,
             store,
             signals,
-            flags: RwLock::new(HashMap::new()),
+            flags: RwLock::new(HashMap::default()),
             loading: Mutex::new(HashSet::new()),
         }
     }

@@ -201,6 +201,7 @@ mod tests {
             ticket_required: true,
             ticket_lead_secs: 5,
             buckets: 1,
+            payment_window_secs: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The store conformance suite: every test runs against the in-process store, the
 //! Redis store on a redis-server of its own, and the Redis store on a Redis Cluster of
 //! its own (3 masters, 3 replicas), which must all behave the same.
-//! Each invariant of design.md that lives in the store has a test here that would
+//! Each invariant of the README's "Guarantees" that lives in the store has a test here that would
 //! catch its breach: no oversell, the per-user limit, no gap between deduct and
 //! enqueue (the queue holds exactly the accepted claims), red packets adding up.
 
@@ -139,6 +139,11 @@ macro_rules! on_redis_and_cluster {
     };
 }
 
+/// The claim a delivery carries (these tests queue claims only).
+fn claim_in(d: &Delivery) -> &Claim {
+    d.claim().expect("a claim event")
+}
+
 fn flash(id: u64, stock: u64, limit: u64) -> Campaign {
     Campaign {
         id,
@@ -156,6 +161,7 @@ fn flash(id: u64, stock: u64, limit: u64) -> Campaign {
         ticket_required: false,
         ticket_lead_secs: 5,
         buckets: 1,
+        payment_window_secs: None,
     }
 }
 
@@ -253,7 +259,11 @@ async fn racing_claims_never_oversell_and_every_accepted_claim_is_queued(h: Harn
     let k = h.store.counters(1).await.expect("counters").expect("state");
     assert_eq!((k.remaining, k.claims, k.sold), (0, 500, 500));
     assert_eq!(h.queue.backlog(1).await.expect("backlog"), 500);
-    let queued: Vec<Claim> = drain(&h).await.into_iter().map(|d| d.claim).collect();
+    let queued: Vec<Claim> = drain(&h)
+        .await
+        .into_iter()
+        .map(|d| claim_in(&d).clone())
+        .collect();
     let mut queued_sorted = queued.clone();
     queued_sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut won_sorted = won.clone();
@@ -473,7 +483,11 @@ async fn a_dead_consumers_events_are_reclaimed_by_another(h: Harness) {
         .reclaim(Duration::from_millis(0), 1_000)
         .await
         .expect("reclaim");
-    let ids = |v: &[Delivery]| v.iter().map(|d| d.claim.id.clone()).collect::<HashSet<_>>();
+    let ids = |v: &[Delivery]| {
+        v.iter()
+            .map(|d| claim_in(d).id.clone())
+            .collect::<HashSet<_>>()
+    };
     assert_eq!(ids(&reclaimed), ids(&taken));
     alive.ack(&reclaimed).await.expect("ack");
     let rest = alive
@@ -488,7 +502,7 @@ async fn a_dead_consumers_events_are_reclaimed_by_another(h: Harness) {
             .iter()
             .chain(&rest)
             .fold(HashMap::new(), |mut m, d| {
-                *m.entry(d.claim.user_id.clone()).or_default() += 1;
+                *m.entry(claim_in(d).user_id.clone()).or_default() += 1;
                 m
             });
     assert_eq!(by_user.len(), 50);
@@ -683,6 +697,7 @@ async fn a_dead_letter_is_set_aside_and_replayed(h: Harness) {
         .expect("ack");
     assert_eq!(h.queue.backlog(11).await.expect("backlog"), 0);
     assert_eq!(h.queue.dead_letters(11).await.expect("dead"), 1);
+    assert_eq!(h.queue.total_dead_letters().await.expect("all dead"), 1);
     let listed = h.queue.dead_letter_list(11, 10).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].reason, "refused by the database");
@@ -690,20 +705,21 @@ async fn a_dead_letter_is_set_aside_and_replayed(h: Harness) {
         ClaimEvent::decode(&listed[0].event)
             .map(|e| e.claim)
             .as_ref(),
-        Some(&batch[1].claim)
+        Some(claim_in(&batch[1]))
     );
     assert_eq!(
         h.queue.replay_dead_letters(11, 10).await.expect("replay"),
         1
     );
     assert_eq!(h.queue.dead_letters(11).await.expect("dead"), 0);
+    assert_eq!(h.queue.total_dead_letters().await.expect("all dead"), 0);
     assert_eq!(h.queue.backlog(11).await.expect("backlog"), 1);
     let again = c
         .fetch(10, Duration::from_millis(500))
         .await
         .expect("fetch");
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].claim, batch[1].claim);
+    assert_eq!(claim_in(&again[0]), claim_in(&batch[1]));
     c.ack(&again).await.expect("ack");
     assert_eq!(h.queue.backlog(11).await.expect("backlog"), 0);
 }
@@ -727,7 +743,7 @@ async fn unreadable_events_go_to_the_dead_letters(h: Harness) {
         .await
         .expect("fetch");
     assert_eq!(batch.len(), 1);
-    assert_eq!(batch[0].claim.user_id, "good");
+    assert_eq!(claim_in(&batch[0]).user_id, "good");
     assert_eq!(h.queue.dead_letters(12).await.expect("dead"), 2);
     let listed = h.queue.dead_letter_list(12, 10).await.expect("list");
     assert!(listed.iter().all(|d| d.reason == "unreadable event"));
@@ -758,7 +774,7 @@ async fn the_request_id_travels_with_the_claim_event(h: Harness) {
     let mut events: Vec<(String, Option<RequestId>)> = drain(&h)
         .await
         .into_iter()
-        .map(|d| (d.claim.user_id, d.request_id))
+        .map(|d| (claim_in(&d).user_id.clone(), d.request_id()))
         .collect();
     events.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -1059,7 +1075,11 @@ async fn a_bucketed_flash_sale_sells_exactly_its_stock_within_each_limit(h: Harn
             .expect("holder");
         assert_eq!(rec.held, *units);
     }
-    let mut queued: Vec<String> = drain(&h).await.into_iter().map(|d| d.claim.id).collect();
+    let mut queued: Vec<String> = drain(&h)
+        .await
+        .into_iter()
+        .map(|d| claim_in(&d).id.clone())
+        .collect();
     queued.sort();
     let mut won_ids: Vec<String> = won.iter().map(|c| c.id.clone()).collect();
     won_ids.sort();
@@ -1269,3 +1289,9 @@ async fn an_older_bucket_is_refused_until_rebuilt(h: Harness) {
     assert_eq!((k.claims, k.remaining), (4, 5));
 }
 on_redis_and_cluster!(bucket_rollback, an_older_bucket_is_refused_until_rebuilt);
+
+#[path = "conformance/orders.rs"]
+mod orders;
+
+#[path = "conformance/behaviour.rs"]
+mod behaviour;

@@ -1,5 +1,5 @@
-//! Every script touches keys of ONE slot only, so Redis Cluster runs it (design.md,
-//! "Scale beyond one machine"). Proven from the sources, for every script in `lua/`:
+//! Every script touches keys of ONE slot only, so Redis Cluster runs it (README,
+//! "Running on a Redis Cluster"). Proven from the sources, for every script in `lua/`:
 //! - every `redis.call` names its key through `KEYS[n]`, never a key built in the script
 //!   (a key the caller did not declare may live in another slot);
 //! - the keys a script's header declares all carry one hash tag (`{c:ID}` or `{u:ID}`);
@@ -92,6 +92,12 @@ fn a_campaigns_keys_and_a_users_keys_each_share_one_slot() {
             keys::batch(id, "0123456789abcdef"),
             keys::replay(id, "0123456789abcdef"),
             keys::loading(id),
+            keys::BucketKeys::campaign(id).orders(),
+            keys::BucketKeys::campaign(id).deadlines(),
+            keys::BucketKeys::campaign(id).refunds(),
+            keys::event_stream(id),
+            keys::event_dead_letters(id),
+            keys::funnel(id),
         ] {
             assert_eq!(
                 Slot::for_key(&key),
@@ -116,4 +122,34 @@ fn a_campaigns_keys_and_a_users_keys_each_share_one_slot() {
         "campaign tags hash apart: {}",
         slots.len()
     );
+}
+
+#[test]
+fn a_bucketed_campaigns_behaviour_events_spread_over_its_buckets_slots() {
+    use stampede_engine::buckets::home_bucket;
+    for (id, n) in [(17u64, 4u64), (4_096, 8)] {
+        let mut slots = std::collections::HashSet::new();
+        for b in 0..n {
+            let bk = keys::BucketKeys::new(id, b, n);
+            let slot = Slot::for_key(bk.state());
+            for key in [
+                bk.events(),
+                bk.event_dead_letters(),
+                bk.event_replay("0123"),
+            ] {
+                assert_eq!(Slot::for_key(&key), slot, "{key} is in its bucket's slot");
+            }
+            assert_eq!(
+                keys::event_dead_letters_of(&bk.events()),
+                Some(bk.event_dead_letters())
+            );
+            slots.insert(slot);
+        }
+        assert_eq!(slots.len() as u64, n, "one slot a bucket");
+        // A crowd's users land on every bucket's stream.
+        let used: std::collections::HashSet<u64> = (0..1_000)
+            .map(|u| home_bucket(&format!("user{u}"), n))
+            .collect();
+        assert_eq!(used.len() as u64, n);
+    }
 }

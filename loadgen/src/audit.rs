@@ -10,12 +10,22 @@
 //! every accepted claim persisted exactly once (nothing lost, nothing duplicated), and for
 //! red packets every amount at least the minimum with the amounts adding up. No I/O here,
 //! so each check is unit-tested against fabricated evidence below.
+//!
+//! A flash sale with a payment window adds the order audit ([`orders`]); here its claims
+//! count only the units they still hold (an expired or cancelled order gave them back).
+//! A crowd that reported behaviour events before claiming adds the funnel audit
+//! ([`funnel`]).
+
+pub mod funnel;
+pub mod orders;
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::wire::{Claim, Stats};
+use funnel::FunnelAudit;
+use orders::OrdersAudit;
 
 /// The rules of the campaign under test, as the load generator created it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +94,41 @@ pub struct ClaimsAudit {
     pub total_cents: Option<u64>,
     /// One sentence per broken promise; empty when `passed`.
     pub violations: Vec<String>,
+    /// A flash sale with a payment window: the order audit's figures (boxed: most audits
+    /// have none, and it is most of the audit's size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Box<OrdersAudit>>,
+    /// A flash sale with a payment window: one sentence per broken order promise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order_violations: Vec<String>,
+    /// A crowd that reported behaviour events: the campaign's funnel against what the run
+    /// sent (its own `passed` and `violations`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<Box<FunnelAudit>>,
+}
+
+impl ClaimsAudit {
+    /// Adds the order audit of a payment-window sale; the verdict needs both clean.
+    pub fn with_orders(mut self, orders: OrdersAudit, violations: Vec<String>) -> Self {
+        self.orders = Some(Box::new(orders));
+        self.order_violations = violations;
+        self.passed = self.verdict();
+        self
+    }
+
+    /// Adds the funnel audit of a crowd that reported events; the verdict needs it to pass.
+    pub fn with_funnel(mut self, funnel: FunnelAudit) -> Self {
+        self.funnel = Some(Box::new(funnel));
+        self.passed = self.verdict();
+        self
+    }
+
+    /// Every part of the audit that ran is clean.
+    fn verdict(&self) -> bool {
+        self.violations.is_empty()
+            && self.order_violations.is_empty()
+            && self.funnel.as_ref().is_none_or(|f| f.passed)
+    }
 }
 
 /// Audits a flash sale or red packet run. `campaign` is the campaign's id, `drained`
@@ -226,12 +271,14 @@ pub fn audit_claims(
             stock,
             per_user_limit,
         } => {
-            let known_units: u64 = known.iter().map(|c| c.units()).sum();
+            // Units held now: a claim whose order expired or was cancelled gave its units
+            // back (and its user may claim again), so it counts against neither limit.
+            let known_units: u64 = known.iter().map(|c| c.held_units()).sum();
             audit.limit = stock;
             audit.taken = known_units.max(stats.accepted_quantity);
             let mut per_user: HashMap<&str, u64> = HashMap::new();
             for claim in &known {
-                *per_user.entry(claim.user_id.as_str()).or_default() += claim.units();
+                *per_user.entry(claim.user_id.as_str()).or_default() += claim.held_units();
             }
             audit.over_limit = per_user.values().filter(|&&q| q > per_user_limit).count() as u64;
             if audit.over_limit > 0 {
@@ -366,6 +413,7 @@ mod tests {
             quantity: Some(1),
             amount_cents: None,
             persisted: true,
+            order: None,
         }
     }
 
@@ -422,6 +470,84 @@ mod tests {
             audit.oversold + audit.lost + audit.duplicates + audit.over_limit,
             0
         );
+    }
+
+    #[test]
+    fn claims_whose_orders_ended_hold_no_stock() {
+        use crate::wire::Order;
+        let ended = |id: &str, user: &str, status: &str| Claim {
+            order: Some(Order {
+                status: status.into(),
+                ..Order::default()
+            }),
+            ..claim(id, user)
+        };
+        // Stock 3: two orders came back and were sold again, one of them to the same user.
+        let mut export = clean_flash();
+        export[0] = ended("c1", "u1", Order::EXPIRED);
+        export[1] = ended("c2", "u2", Order::CANCELLED);
+        export.push(ended("c4", "u1", Order::PAID));
+        export.push(ended("c5", "u5", Order::PENDING));
+        let mut stats = stats_for(&export);
+        stats.accepted_quantity = 3;
+        let audit = audit_claims(CAMPAIGN, &FLASH, &seen(&export), &stats, &export, true);
+        assert!(audit.passed, "{:?}", audit.violations);
+        assert_eq!((audit.taken, audit.over_limit), (3, 0));
+        // A paid order on top of them is one unit too many.
+        export.push(ended("c6", "u6", Order::PAID));
+        let audit = audit_claims(CAMPAIGN, &FLASH, &seen(&export), &stats, &export, true);
+        assert_eq!(audit.oversold, 1);
+    }
+
+    #[test]
+    fn the_order_audit_joins_the_verdict() {
+        let export = clean_flash();
+        let audit = audit_claims(
+            CAMPAIGN,
+            &FLASH,
+            &seen(&export),
+            &stats_for(&export),
+            &export,
+            true,
+        );
+        let clean = audit.clone().with_orders(OrdersAudit::default(), vec![]);
+        assert!(clean.passed);
+        let broken = audit.with_orders(OrdersAudit::default(), vec!["oversold".into()]);
+        assert!(!broken.passed);
+        let json = serde_json::to_value(&broken).expect("json");
+        assert_eq!(json["order_violations"][0], "oversold");
+        assert!(json["orders"].get("refunds").is_some());
+    }
+
+    #[test]
+    fn the_funnel_audit_joins_the_verdict() {
+        let export = clean_flash();
+        let audit = audit_claims(
+            CAMPAIGN,
+            &FLASH,
+            &seen(&export),
+            &stats_for(&export),
+            &export,
+            true,
+        );
+        assert!(serde_json::to_value(&audit)
+            .expect("json")
+            .get("funnel")
+            .is_none());
+        let clean = audit.clone().with_funnel(FunnelAudit {
+            passed: true,
+            ..FunnelAudit::default()
+        });
+        assert!(clean.passed);
+        let broken = audit.with_funnel(FunnelAudit {
+            passed: false,
+            violations: vec!["the funnel counts 1 view, expected 2".into()],
+            ..FunnelAudit::default()
+        });
+        assert!(!broken.passed);
+        let json = serde_json::to_value(&broken).expect("json");
+        assert_eq!(json["funnel"]["passed"], false);
+        assert_eq!(json["passed"], false);
     }
 
     #[test]

@@ -10,8 +10,12 @@
 //! - [`driver`] — the run loop: burst, closed loop or open loop (with
 //!   coordinated-omission correction) over N connections; [`recorder`] and [`histogram`]
 //!   measure, [`progress`] prints the live line.
-//! - [`scenario`] — `flash`, `red-packet`, `signin`, `http`, one file each.
-//! - [`audit`] — the invariants checked after a campaign run: pure functions.
+//! - [`scenario`] — `flash`, `events`, `red-packet`, `signin`, `http`, one file each.
+//! - [`audit`] — the invariants checked after a campaign run: pure functions (orders of a
+//!   payment-window sale in [`audit::orders`], the funnel of a crowd that reported
+//!   behaviour events in [`audit::funnel`]); [`sampler`] takes the stats samples some of
+//!   them are checked on during the run.
+//! - [`payments`] — the payment provider's signed notification.
 //! - [`report`] and [`plot`] — the table, the JSON and the SVG chart.
 //! - [`capacity`] — the DAU-to-instances estimate, optionally with a measured instance.
 //! - [`hello`] — a trivial target for comparing the client with wrk.
@@ -26,10 +30,12 @@ pub mod driver;
 pub mod error;
 pub mod hello;
 pub mod histogram;
+pub mod payments;
 pub mod plot;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod sampler;
 pub mod scenario;
 pub mod tokens;
 pub mod wire;

@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use stampede_loadgen::capacity::{self, CapacityArgs};
 use stampede_loadgen::hello::{self, HelloArgs};
 use stampede_loadgen::report::Report;
-use stampede_loadgen::scenario::flash::{self, FlashArgs};
+use stampede_loadgen::scenario::events::{self, EventsArgs};
+use stampede_loadgen::scenario::flash::FlashCommand;
 use stampede_loadgen::scenario::http::{self, HttpArgs};
 use stampede_loadgen::scenario::red_packet::{self, RedPacketArgs};
 use stampede_loadgen::scenario::signin::{self, SigninArgs};
@@ -26,8 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Flash sale: create it, fire the crowd's claims, wait for the queue, audit.
-    Flash(FlashArgs),
+    /// Flash sale: create it, fire the crowd's claims, wait for the queue, audit. With
+    /// --payment-window the winners then pay, cancel or let their orders expire while a
+    /// second wave claims what comes back, and every order's fate is audited too. With
+    /// --with-events the crowd first reports behaviour events, as `events` does.
+    Flash(FlashCommand),
+    /// A crowd that looks before it claims: a flash sale whose users report behaviour
+    /// events (mostly views) and then claim; the audit adds the campaign's funnel.
+    Events(EventsArgs),
     /// Red packet: create it, fire the crowd's claims, wait for the queue, audit.
     RedPacket(RedPacketArgs),
     /// The morning sign-in rush, with racing duplicates.
@@ -45,7 +52,8 @@ impl Command {
     /// Runtime worker threads the command asked for.
     fn threads(&self) -> Option<usize> {
         match self {
-            Command::Flash(a) => a.common.threads,
+            Command::Flash(a) => a.sale.common.threads,
+            Command::Events(a) => a.common.threads,
             Command::RedPacket(a) => a.common.threads,
             Command::Signin(a) => a.common.threads,
             Command::Http(a) => a.common.threads,
@@ -70,7 +78,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = runtime(cli.command.threads()).context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Flash(a) => finish(flash::run(&a).await.context("flash run")?, &a.common),
+            Command::Flash(a) => finish(a.run().await.context("flash run")?, &a.sale.common),
+            Command::Events(a) => finish(events::run(&a).await.context("events run")?, &a.common),
             Command::RedPacket(a) => finish(
                 red_packet::run(&a).await.context("red-packet run")?,
                 &a.common,

@@ -250,6 +250,9 @@ mod tests {
             error_kinds: BTreeMap::new(),
             campaign_id: None,
             audit: None,
+            pay_phase: None,
+            second_wave: None,
+            events: None,
             per_second: (0..seconds)
                 .map(|i| SecondStats {
                     second: i as u64,

@@ -12,6 +12,7 @@ use stampede_loadgen::client::ClientKind;
 use stampede_loadgen::report::{Audit, Report};
 use stampede_loadgen::scenario::flash::{self, FlashArgs};
 use stampede_loadgen::scenario::http::{self, HttpArgs};
+use stampede_loadgen::scenario::orders::OrderFlags;
 use stampede_loadgen::scenario::red_packet::{self, RedPacketArgs};
 use stampede_loadgen::scenario::signin::{self, SigninArgs};
 use stampede_loadgen::scenario::{Common, Crowd};
@@ -51,6 +52,7 @@ fn flash_args(target: &str, stock: u64, users: usize) -> FlashArgs {
         quantity: 1,
         drain_timeout: Duration::from_secs(1),
         buckets: 1,
+        orders: OrderFlags::default(),
     }
 }
 

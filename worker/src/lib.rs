@@ -14,6 +14,10 @@
 //! it holds; with `drain_on_shutdown` (the embedded queue, which lives in memory) it
 //! keeps going until the queue is empty.
 //!
+//! The same loop, over the behaviour queue with its own tasks ([`run`] once more, with
+//! [`WorkerConfig::events`]), writes behaviour events (partitioned by day) with their minutes' counts, and
+//! [`retention`] makes the coming days' partitions and drops the days past their retention.
+//!
 //! Each persisted claim is logged at debug level with the id of the HTTP request that
 //! made it (`RUST_LOG=stampede_worker=debug`); nothing is logged per claim at info.
 
@@ -24,9 +28,12 @@ use rand::Rng;
 use stampede_engine::claim::Claim;
 use stampede_engine::claim_lists::ClaimLists;
 use stampede_engine::clock::now_ms;
-use stampede_engine::db::Database;
-use stampede_engine::queue::{Delivery, Queue};
+use stampede_engine::db::{Database, OrderWrites};
+use stampede_engine::order::Order;
+use stampede_engine::queue::{Delivery, Event, Queue};
 use tokio_util::sync::CancellationToken;
+
+pub mod retention;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -64,6 +71,20 @@ impl Default for WorkerConfig {
             poison_attempts: 5,
             claim_lists: None,
             name: default_name(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The behaviour event writers: one consumer, batches of up to 1,000 events, names
+    /// `{name}-events-{i}`; otherwise as `self`.
+    pub fn events(&self) -> WorkerConfig {
+        WorkerConfig {
+            consumers: 1,
+            batch_size: 1_000,
+            claim_lists: None,
+            name: format!("{}-events", self.name),
+            ..self.clone()
         }
     }
 }
@@ -190,7 +211,7 @@ async fn consume(
             }
         }
         if let Some(lists) = &config.claim_lists {
-            let claims: Vec<Claim> = written.iter().map(|d| d.claim.clone()).collect();
+            let claims: Vec<Claim> = written.iter().filter_map(|d| d.claim().cloned()).collect();
             if let Err(e) = lists.push(&claims).await {
                 // The pages expire on their own; a stale one is refilled when it does.
                 tracing::warn!(error = %e, consumer = name, "could not refresh cached claim pages");
@@ -216,39 +237,62 @@ async fn persist(
     shutdown: &CancellationToken,
     name: &str,
 ) -> Option<Vec<(usize, String)>> {
-    let claims: Vec<_> = batch.iter().map(|d| d.claim.clone()).collect();
     let mut attempt = 0;
     loop {
         // The write's time is recorded by the database layer
         // (`stampede_db_duration_seconds{op="persist_claims"}`).
-        let result = match db.persist_claims(&claims, now_ms()).await {
+        let result = match write(db, batch).await {
             Err(e) if e.is_data_error() => {
-                tracing::warn!(error = %e, events = claims.len(), consumer = name,
-                    "the database refused the batch's data; writing its claims one by one");
-                isolate(db, &claims, config.poison_attempts).await
+                tracing::warn!(error = %e, events = batch.len(), consumer = name,
+                    "the database refused the batch's data; writing its events one by one");
+                isolate(db, batch, config.poison_attempts).await
             }
             other => other.map(|inserted| (inserted, Vec::new())),
         };
         match result {
             Ok((inserted, poisoned)) => {
+                let claims = batch.iter().filter(|d| d.claim().is_some()).count();
                 metrics::counter!("stampede_worker_persisted_total").increment(inserted);
-                metrics::histogram!("stampede_worker_batch_size").record(claims.len() as f64);
+                // Claims per transaction: the behaviour event writer's batches are not.
+                if !matches!(batch.first().map(|d| &d.event), Some(Event::Behaviour(_))) {
+                    metrics::histogram!("stampede_worker_batch_size").record(batch.len() as f64);
+                }
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     for (i, d) in batch.iter().enumerate() {
                         if poisoned.iter().any(|(p, _)| *p == i) {
                             continue;
                         }
-                        let request_id = d.request_id.as_ref().map_or("-", |r| r.as_str());
-                        tracing::debug!(
-                            request_id,
-                            claim = %d.claim.id,
-                            campaign = d.claim.campaign_id,
-                            consumer = name,
-                            "claim persisted"
-                        );
+                        let request_id = d.request_id();
+                        let request_id = request_id.as_ref().map_or("-", |r| r.as_str());
+                        let (claim, campaign) = (d.event.claim_id(), d.campaign_id());
+                        match &d.event {
+                            Event::Claim(_) => tracing::debug!(
+                                request_id,
+                                claim,
+                                campaign,
+                                consumer = name,
+                                "claim persisted"
+                            ),
+                            Event::Order(o) => tracing::debug!(
+                                claim,
+                                campaign,
+                                status = o.status.as_str(),
+                                consumer = name,
+                                "order change persisted"
+                            ),
+                            Event::Refund(r) => tracing::debug!(
+                                claim, campaign, payment = %r.payment_id, consumer = name,
+                                "refund persisted"
+                            ),
+                            Event::Behaviour(_) => {}
+                        }
                     }
                 }
-                let redelivered = ((claims.len() - poisoned.len()) as u64).saturating_sub(inserted);
+                let poisoned_claims = poisoned
+                    .iter()
+                    .filter(|(i, _)| batch[*i].claim().is_some())
+                    .count();
+                let redelivered = ((claims - poisoned_claims) as u64).saturating_sub(inserted);
                 if redelivered > 0 {
                     tracing::info!(
                         redelivered,
@@ -270,24 +314,58 @@ async fn persist(
     }
 }
 
-/// Writes the claims one by one: how many rows were new, and the claims the database
-/// refused for their data `attempts` times in a row. Any other failure (the database
-/// went away) is returned, for the whole batch to be retried; rows already written are
-/// skipped then.
+/// Writes a batch of events: the claims in one transaction (the orders of those with a
+/// payment window opened beside them), then the orders' changes and refunds in another.
+/// Both skip what is there already, so a batch written twice (or half written, then
+/// redelivered) ends the same. Returns how many claim rows were new. Behaviour events
+/// (their queue carries nothing else) go to the events table in one transaction.
+async fn write(db: &Database, batch: &[Delivery]) -> stampede_engine::Result<u64> {
+    let mut claims = Vec::new();
+    let mut orders = OrderWrites::default();
+    let mut events = Vec::new();
+    for d in batch {
+        match &d.event {
+            Event::Claim(e) => {
+                claims.push(e.claim.clone());
+                if let Some(by) = e.pay_by_ms {
+                    orders.opened.push(Order::pending(&e.claim, by));
+                }
+            }
+            Event::Order(o) => orders.closed.push(o),
+            Event::Refund(r) => orders.refunds.push(r),
+            Event::Behaviour(b) => events.push(b.clone()),
+        }
+    }
+    if !events.is_empty() {
+        let written = db.persist_events(&events).await?;
+        metrics::counter!("stampede_worker_events_persisted_total").increment(written);
+        if written < events.len() as u64 {
+            tracing::debug!(
+                skipped = events.len() as u64 - written,
+                "skipped behaviour events already written"
+            );
+        }
+    }
+    let inserted = db.persist_claims(&claims, now_ms()).await?;
+    db.persist_orders(&orders).await?;
+    Ok(inserted)
+}
+
+/// Writes the events one by one: how many claim rows were new, and the events the
+/// database refused for their data `attempts` times in a row. Any other failure (the
+/// database went away) is returned, for the whole batch to be retried; rows already
+/// written are skipped then.
 async fn isolate(
     db: &Database,
-    claims: &[Claim],
+    batch: &[Delivery],
     attempts: u32,
 ) -> stampede_engine::Result<(u64, Vec<(usize, String)>)> {
     let mut inserted = 0;
     let mut poisoned = Vec::new();
-    for (i, claim) in claims.iter().enumerate() {
+    for (i, delivery) in batch.iter().enumerate() {
         let mut tries = 0;
         loop {
-            match db
-                .persist_claims(std::slice::from_ref(claim), now_ms())
-                .await
-            {
+            match write(db, std::slice::from_ref(delivery)).await {
                 Ok(n) => {
                     inserted += n;
                     break;

@@ -35,7 +35,7 @@ pub async fn export(
     CampaignPath(id): CampaignPath,
     QueryParams(q): QueryParams<ExportQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.engine.campaign(id).await?;
+    let campaign = state.engine.campaign(id).await?;
     let limit = page_limit(q.limit.as_deref(), 1_000, MAX_EXPORT_PAGE)?;
     let after = q.after.unwrap_or_default();
     if !is_claim_id(&after) {
@@ -43,14 +43,17 @@ pub async fn export(
     }
     let claims = state
         .engine
-        .db
-        .campaign_claims(id, &after, limit)
+        .export_claims(id, &after, limit)
         .await
         .map_err(ApiError::from)?;
     let next = (claims.len() as i64 == limit)
         .then(|| claims.last().map(|c| c.id.clone()))
         .flatten();
-    let views: Vec<_> = claims.iter().map(|c| views::claim(c, true)).collect();
+    let orders = state.engine.persisted_orders(&campaign, &claims).await?;
+    let views: Vec<_> = claims
+        .iter()
+        .map(|c| views::claim_with_order(c, true, orders.get(&c.id)))
+        .collect();
     Ok(Json(json!({ "claims": views, "next": next })))
 }
 

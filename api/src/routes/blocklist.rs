@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stampede_engine::blocklist::{Block, Subject};
+use stampede_engine::blocklist::{Block, Subject, MAX_TTL_SECS};
 use stampede_engine::clock::{now_ms, to_rfc3339};
 
 use crate::error::ApiError;
@@ -19,9 +19,25 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockBody {
+    // Each may be left out, never sent as `null` (see `stampede_engine::no_null`).
+    #[serde(default, deserialize_with = "stampede_engine::no_null::present")]
     user_id: Option<String>,
+    #[serde(default, deserialize_with = "stampede_engine::no_null::present")]
     ip: Option<String>,
+    #[serde(default, deserialize_with = "stampede_engine::no_null::present")]
     ttl_secs: Option<i64>,
+}
+
+/// `ttl_secs`: absent (until lifted), else 1 to a year. Checked on a lift too, where it
+/// is then ignored: the lift takes "the same body", and the document has one schema.
+fn ttl(body: &BlockBody) -> Result<Option<u64>, ApiError> {
+    match body.ttl_secs {
+        None => Ok(None),
+        Some(t) if (1..=MAX_TTL_SECS as i64).contains(&t) => Ok(Some(t as u64)),
+        Some(_) => Err(ApiError::Invalid(format!(
+            "ttl_secs must be a positive number of seconds, at most {MAX_TTL_SECS} (a year)."
+        ))),
+    }
 }
 
 /// Exactly one of `user_id` and `ip`.
@@ -54,15 +70,7 @@ pub async fn block(
 ) -> Result<Response, ApiError> {
     let body = body.ok_or_else(|| ApiError::Invalid("user_id or ip is required.".into()))?;
     let subject = subject(&body)?;
-    let ttl = match body.ttl_secs {
-        None => None,
-        Some(t) if t >= 1 => Some(t as u64),
-        Some(_) => {
-            return Err(ApiError::Invalid(
-                "ttl_secs must be a positive number of seconds.".into(),
-            ))
-        }
-    };
+    let ttl = ttl(&body)?;
     let block = state.engine.block(&subject, ttl).await?;
     tracing::warn!(subject = %subject.key(), ttl_secs = ?ttl, "blocked");
     Ok((StatusCode::CREATED, Json(view(&block))).into_response())
@@ -73,9 +81,10 @@ pub async fn unblock(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<BlockBody>,
 ) -> Result<Json<Value>, ApiError> {
-    // "The same body" as the block (contract): a `ttl_secs` in it is ignored.
+    // "The same body" as the block (contract): a valid `ttl_secs` in it is ignored.
     let body = body.ok_or_else(|| ApiError::Invalid("user_id or ip is required.".into()))?;
     let subject = subject(&body)?;
+    ttl(&body)?;
     let removed = state.engine.unblock(&subject).await?;
     tracing::warn!(subject = %subject.key(), removed, "block lifted");
     Ok(Json(json!({ "removed": removed })))

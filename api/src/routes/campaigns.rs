@@ -1,10 +1,8 @@
 //! `/v1/campaigns`: create (admin), read one (with ETag), list, and close (admin).
 
-use std::hash::{Hash, Hasher};
-
 use axum::extract::State;
-use axum::http::header::{ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::ETAG;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -14,7 +12,7 @@ use stampede_engine::clock::now_ms;
 use stampede_engine::live_cache::Freshness;
 
 use crate::error::ApiError;
-use crate::extract::{Admin, CampaignPath, JsonBody, QueryParams};
+use crate::extract::{Admin, CampaignPath, IfNoneMatch, JsonBody, QueryParams};
 use crate::state::AppState;
 use crate::views;
 
@@ -38,39 +36,29 @@ pub async fn create(
 /// reached (contract extension): `remaining` and `status` may be older than the TTL.
 pub const STALE_HEADER: &str = "x-stampede-stale";
 
-/// A strong ETag over the exact bytes of the reply: equal bytes, equal tag.
-fn etag(body: &[u8]) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    format!("\"{:016x}\"", h.finish())
-}
-
 pub async fn get(
     State(state): State<AppState>,
     CampaignPath(id): CampaignPath,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let (c, k, freshness) = state.engine.campaign_live_cached(id).await?;
-    let body = serde_json::to_vec(&views::campaign(&c, &k))
-        .map_err(|_| ApiError::Unavailable("Try again."))?;
-    let tag = etag(&body);
-    let matches = headers
-        .get(IF_NONE_MATCH)
+    let reply = state.campaign_replies.reply(&c, &k, now_ms())?;
+    let matches = if_none_match
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    let tag = HeaderValue::from_str(&tag).map_err(|_| ApiError::Unavailable("Try again."))?;
+        .is_some_and(|v| reply.matches(v));
     let mut res = if matches {
-        (StatusCode::NOT_MODIFIED, [(ETAG, tag)]).into_response()
+        (StatusCode::NOT_MODIFIED, [(ETAG, reply.etag.clone())]).into_response()
     } else {
         (
             [
-                (ETAG, tag),
+                (ETAG, reply.etag.clone()),
                 (
                     axum::http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 ),
             ],
-            body,
+            reply.body.clone(),
         )
             .into_response()
     };
@@ -97,8 +85,9 @@ pub async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    // An empty `status=` is outside the enum like any other word: 422, not "all".
     let wanted = match q.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(CampaignStatus::parse(s).ok_or_else(|| {
             ApiError::Invalid("status must be one of scheduled, active, sold_out, ended.".into())
         })?),

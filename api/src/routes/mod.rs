@@ -6,7 +6,10 @@ pub mod campaigns;
 pub mod claims;
 pub mod dashboard;
 pub mod dead_letters;
+pub mod events;
+pub mod funnel;
 pub mod ops;
+pub mod orders;
 pub mod signin;
 pub mod tickets;
 
@@ -73,6 +76,10 @@ fn guarded() -> Routes {
             claims::mine_in_campaign,
         )
         .route(Method::GET, "/v1/me/claims", claims::mine)
+        .route(Method::POST, "/v1/claims/{claim_id}/cancel", orders::cancel)
+        .route(Method::POST, "/v1/payments/notify", orders::notify)
+        .route(Method::GET, "/v1/admin/refunds", orders::refunds)
+        .route(Method::POST, "/v1/events", events::ingest)
         .route(Method::POST, "/v1/signin", signin::signin)
         .route(Method::GET, "/v1/me/points", signin::points)
         .route(Method::GET, "/v1/me/signins", signin::calendar)
@@ -85,6 +92,11 @@ fn guarded() -> Routes {
         .route(Method::DELETE, "/v1/admin/blocklist", blocklist::unblock)
         .route(Method::GET, "/v1/admin/blocklist", blocklist::list)
         .route(Method::GET, "/v1/admin/campaigns/{id}/stats", admin::stats)
+        .route(
+            Method::GET,
+            "/v1/admin/campaigns/{id}/funnel",
+            funnel::funnel,
+        )
         .route(
             Method::GET,
             "/v1/admin/campaigns/{id}/claims",

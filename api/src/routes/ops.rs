@@ -20,13 +20,8 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let engine = &state.engine;
-    let (store, db) = tokio::join!(
-        tokio::time::timeout(READY_TIMEOUT, engine.store.ping()),
-        tokio::time::timeout(READY_TIMEOUT, engine.db.ping()),
-    );
+    let (store_ok, db_ok) = readiness(&state).await;
     let word = |ok: bool| if ok { "ok" } else { "down" };
-    let (store_ok, db_ok) = (matches!(store, Ok(Ok(()))), matches!(db, Ok(Ok(()))));
     let status = if store_ok && db_ok {
         StatusCode::OK
     } else {
@@ -39,12 +34,39 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Renders the metrics, first sampling the queue backlog (one pipelined read of the
-/// streams' lengths per scrape) into `stampede_queue_backlog`.
+/// Whether the store and the database answer (asked at once, each within
+/// [`READY_TIMEOUT`]); records the verdict in `stampede_ready` (1 ready, 0 not).
+async fn readiness(state: &AppState) -> (bool, bool) {
+    let engine = &state.engine;
+    let (store, db) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, engine.store.ping()),
+        tokio::time::timeout(READY_TIMEOUT, engine.db.ping()),
+    );
+    let (store_ok, db_ok) = (matches!(store, Ok(Ok(()))), matches!(db, Ok(Ok(()))));
+    let ready = if store_ok && db_ok { 1.0 } else { 0.0 };
+    metrics::gauge!("stampede_ready").set(ready);
+    (store_ok, db_ok)
+}
+
+/// Renders the metrics, first sampling what only a question to the store, the queue
+/// or the database tells, all at once and each within [`READY_TIMEOUT`]: the queue
+/// backlog (one pipelined read of the streams' lengths) into `stampede_queue_backlog`,
+/// the dead letters into `stampede_dead_letters`, and readiness into `stampede_ready`
+/// (so that it is fresh at every scrape, whether or not anything probes `/readyz`).
 pub async fn metrics(State(state): State<AppState>) -> String {
-    match tokio::time::timeout(READY_TIMEOUT, state.engine.queue.total_backlog()).await {
+    let queue = &state.engine.queue;
+    let (backlog, dead, _) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, queue.total_backlog()),
+        tokio::time::timeout(READY_TIMEOUT, queue.total_dead_letters()),
+        readiness(&state),
+    );
+    match backlog {
         Ok(Ok(n)) => metrics::gauge!("stampede_queue_backlog").set(n as f64),
         _ => tracing::warn!("could not sample the queue backlog for /metrics"),
+    }
+    match dead {
+        Ok(Ok(n)) => metrics::gauge!("stampede_dead_letters").set(n as f64),
+        _ => tracing::warn!("could not count the dead letters for /metrics"),
     }
     state.metrics.render()
 }

@@ -77,8 +77,9 @@ pub async fn calendar(
     User(user): User,
     QueryParams(q): QueryParams<CalendarQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // An empty `month=` is not `YYYY-MM`: 422, not the current month.
     let month = match q.month.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(m) => Some(
             Month::parse(m).ok_or_else(|| ApiError::Invalid("month must be YYYY-MM.".into()))?,
         ),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use stampede_engine::clock::{now_ms, to_rfc3339};
+use stampede_engine::funnel::Stage;
 use stampede_engine::ticket::NotIssued;
 
 use crate::error::ApiError;
@@ -33,6 +34,7 @@ pub async fn ticket(
             ),
             NotIssued::Ended => ApiError::Conflict("ended", "The campaign has ended."),
         })?;
+    state.engine.funnel.count(id, Stage::Ticket);
     let mut res = Json(json!({
         "ticket": ticket.token,
         "campaign_id": id,

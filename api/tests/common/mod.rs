@@ -1,6 +1,6 @@
 //! Shared by the api's integration tests: start the real engine in-process on port 0,
-//! on Redis + a fresh PostgreSQL database, or embedded on a fresh SQLite file, and talk
-//! to it over HTTP like any client.
+//! on Redis + a fresh PostgreSQL or MySQL/MariaDB database, or embedded on a fresh
+//! SQLite file, and talk to it over HTTP like any client.
 
 #![allow(dead_code)]
 
@@ -13,7 +13,7 @@ use stampede_api::config::{Config, LogFormat};
 use stampede_api::startup::{self, Mode, Running};
 use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
-use stampede_engine::testkit::{TestCluster, TestPg, TestRedis, TestSqlite};
+use stampede_engine::testkit::{TestCluster, TestMysql, TestPg, TestRedis, TestSqlite};
 
 /// `stampede serve` (the real binary) on `port`, over the test's database, with the
 /// test secrets; the caller adds its own settings and spawns it.
@@ -102,11 +102,14 @@ impl Drop for Process {
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const PAYMENT_SECRET: &str = "test-payment-secret";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// Redis store and queue, PostgreSQL.
     Redis,
+    /// Redis store and queue, MySQL/MariaDB.
+    Mysql,
     /// In-process store and queue, SQLite.
     Embedded,
     /// A Redis Cluster of the test's own (3 masters, 3 replicas), PostgreSQL.
@@ -118,6 +121,7 @@ pub struct Deps {
     pub redis: Option<TestRedis>,
     pub cluster: Option<TestCluster>,
     pub pg: Option<TestPg>,
+    pub mysql: Option<TestMysql>,
     pub sqlite: Option<TestSqlite>,
 }
 
@@ -128,12 +132,21 @@ impl Deps {
                 redis: Some(TestRedis::start()),
                 cluster: None,
                 pg: Some(TestPg::create().await),
+                mysql: None,
+                sqlite: None,
+            },
+            Backend::Mysql => Deps {
+                redis: Some(TestRedis::start()),
+                cluster: None,
+                pg: None,
+                mysql: Some(TestMysql::create().await),
                 sqlite: None,
             },
             Backend::Embedded => Deps {
                 redis: None,
                 cluster: None,
                 pg: None,
+                mysql: None,
                 sqlite: Some(TestSqlite::create()),
             },
             Backend::Cluster => Deps {
@@ -144,9 +157,28 @@ impl Deps {
                         .expect("cluster"),
                 ),
                 pg: Some(TestPg::create().await),
+                mysql: None,
                 sqlite: None,
             },
         }
+    }
+
+    /// The test database's URL.
+    pub fn database_url(&self) -> String {
+        match (&self.pg, &self.mysql, &self.sqlite) {
+            (Some(pg), _, _) => pg.url(),
+            (_, Some(my), _) => my.url(),
+            (_, _, Some(s)) => s.url(),
+            _ => unreachable!("a database"),
+        }
+    }
+
+    /// The port of the database server (PostgreSQL's or MySQL's), for a proxy in front.
+    pub fn database_port(&self) -> u16 {
+        let url = self.database_url();
+        url.rsplit_once("127.0.0.1:")
+            .and_then(|(_, rest)| rest.split('/').next()?.parse().ok())
+            .expect("a database server on 127.0.0.1")
     }
 
     pub fn config(&self) -> Config {
@@ -154,21 +186,22 @@ impl Deps {
             listen: "127.0.0.1:0".into(),
             redis_url: self.redis.as_ref().map(TestRedis::url),
             redis_cluster: self.cluster.as_ref().map(TestCluster::seeds_env),
-            database_url: match (&self.pg, &self.sqlite) {
-                (Some(pg), _) => pg.url(),
-                (_, Some(s)) => s.url(),
-                _ => unreachable!("a database"),
-            },
+            database_url: self.database_url(),
+            database_read_url: None,
+            metrics_listen: None,
             jwt_secret: Some(JWT_SECRET.into()),
             admin_token: Some(ADMIN_TOKEN.into()),
+            payment_secret: Some(PAYMENT_SECRET.into()),
             redis_timeout_ms: 500,
             db_connections: 8,
             worker_consumers: 2,
             worker_batch: 500,
+            events_retention_days: 30,
             claim_batch: 64,
             // Off: the races here send many requests per user on purpose.
             user_rate: 0,
             backlog_cap: 1_000_000,
+            events_backlog_cap: 10_000_000,
             ip_rate: 0,
             timezone: "UTC".into(),
             signin_points: 10,
@@ -300,14 +333,7 @@ impl TestApp {
             .create(json!({"kind": "flash_sale", "name": "later", "stock": 5, "starts_at": "2099-01-01T00:00:00Z"}))
             .await;
         let closed = self.flash(5, 1).await;
-        let res = self
-            .http
-            .post(self.url(&format!("/v1/admin/campaigns/{closed}/close")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("close");
-        assert_eq!(res.status(), 200, "close");
+        self.close(closed).await;
         let sold = self.flash(1, 1).await;
         assert_eq!(self.claim(sold, &self.token("first"), None).await.0, 201);
         let ticketed = self
@@ -332,6 +358,19 @@ impl TestApp {
     }
 
     /// One claim; returns the status and the body.
+    /// Closes a campaign as the admin (it must answer 200); its reply.
+    pub async fn close(&self, campaign: u64) -> Value {
+        let res = self
+            .http
+            .post(self.url(&format!("/v1/admin/campaigns/{campaign}/close")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("close");
+        assert_eq!(res.status(), 200, "close");
+        res.json().await.expect("json")
+    }
+
     pub async fn claim(&self, campaign: u64, token: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .http

@@ -168,7 +168,7 @@ pub enum Reads {
 }
 
 /// Every route of the router, plus the contract's routes it does not serve (yet), with
-/// the method it takes. `{id}` is where a [`Seg`] goes.
+/// the method it takes. `{id}` (and `{claim_id}`) is where a [`Seg`] goes.
 #[rustfmt::skip]
 pub const ROUTES: &[(&str, &str, Access, Reads)] = &[
     ("/v1/campaigns", "POST", Access::Admin, Reads::Campaign),
@@ -178,11 +178,16 @@ pub const ROUTES: &[(&str, &str, Access, Reads)] = &[
     ("/v1/campaigns/{id}/claims/me", "GET", Access::User, Reads::Nothing),
     ("/v1/campaigns/{id}/ticket", "GET", Access::User, Reads::Nothing),
     ("/v1/me/claims", "GET", Access::User, Reads::Nothing),
+    ("/v1/events", "POST", Access::User, Reads::Nothing),
     ("/v1/signin", "POST", Access::User, Reads::Nothing),
     ("/v1/me/points", "GET", Access::User, Reads::Nothing),
     ("/v1/me/signins", "GET", Access::User, Reads::Nothing),
+    ("/v1/claims/{claim_id}/cancel", "POST", Access::User, Reads::Nothing),
+    ("/v1/payments/notify", "POST", Access::Public, Reads::Nothing),
+    ("/v1/admin/refunds", "GET", Access::Admin, Reads::Nothing),
     ("/v1/admin/campaigns/{id}/close", "POST", Access::Admin, Reads::Nothing),
     ("/v1/admin/campaigns/{id}/stats", "GET", Access::Admin, Reads::Nothing),
+    ("/v1/admin/campaigns/{id}/funnel", "GET", Access::Admin, Reads::Nothing),
     ("/v1/admin/campaigns/{id}/claims", "GET", Access::Admin, Reads::Nothing),
     ("/v1/admin/campaigns/{id}/rebuild", "POST", Access::Admin, Reads::Nothing),
     ("/v1/admin/campaigns/{id}/reconcile", "GET", Access::Admin, Reads::Nothing),
@@ -916,7 +921,10 @@ pub fn render_path(template: &str, seg: &Seg, suffix: &str, query: Option<&str>)
         Seg::Ticketed => "{ticketed}".to_string(),
         Seg::Raw(s) => s.clone(),
     };
-    let mut p = format!("{}{suffix}", template.replace("{id}", &seg));
+    let mut p = format!(
+        "{}{suffix}",
+        template.replace("{id}", &seg).replace("{claim_id}", &seg)
+    );
     if let Some(q) = query {
         p.push('?');
         p.push_str(q);

@@ -1,26 +1,32 @@
 //! The database: the source of truth for campaigns and persisted claims.
 //!
-//! PostgreSQL in production, SQLite embedded. Both schemas keep instants as unix
-//! milliseconds, so every query but the batched claim insert has one text that both
-//! run: [`on_pool!`] dispatches it to whichever pool is open. The insert differs:
-//! PostgreSQL takes a batch as arrays through `UNNEST` in one statement, SQLite as
-//! multi-row `VALUES`. Both are `ON CONFLICT DO NOTHING`, so a redelivered event is a
-//! no-op: the queue is at-least-once, the table exactly-once.
+//! PostgreSQL or MySQL/MariaDB in production, SQLite embedded. Every schema keeps
+//! instants as unix milliseconds, so most queries have one text that all three run:
+//! [`on_pool!`] dispatches it to whichever pool is open, and [`Database::sql`] gives
+//! MySQL its `?` placeholders. What a dialect does its own way (the batched claim
+//! insert, the sign-in award) is in its module: [`postgres`], [`mysql`], [`sqlite`].
+//! Every claim insert skips rows already there, so a redelivered event is a no-op: the
+//! queue is at-least-once, the table exactly-once.
 //!
 //! Every query's time is recorded in `stampede_db_duration_seconds{op}`, `op` being the
 //! method's name.
 
+mod mysql;
+mod postgres;
 mod rows;
+mod sqlite;
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, QueryBuilder, SqlitePool};
+use sqlx::{MySqlPool, PgPool, SqlitePool};
 
-use crate::campaign::{Campaign, ValidCampaign};
+use crate::campaign::{Campaign, LiveCounters, ValidCampaign};
 use crate::claim::Claim;
 use crate::error::Result;
 use crate::signin::{previous_day, Month, SigninRecord, SigninRules};
@@ -32,10 +38,16 @@ macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
             Database::Postgres($pool) => $body,
+            Database::Mysql($pool) => $body,
             Database::Sqlite($pool) => $body,
         }
     };
 }
+
+mod events;
+mod orders;
+pub use events::{day_of_table, table as event_table};
+pub use orders::OrderWrites;
 
 const CLAIM_COLUMNS: &str =
     "campaign_id, claim_id, user_id, quantity, amount_cents, packet_idx, accepted_at_ms";
@@ -43,7 +55,21 @@ const CLAIM_COLUMNS: &str =
 #[derive(Clone, Debug)]
 pub enum Database {
     Postgres(PgPool),
+    /// MySQL 8 or MariaDB 10.11+.
+    Mysql(MySqlPool),
     Sqlite(SqlitePool),
+}
+
+/// The kind of database a URL names: `"postgres"`, `"mysql"` or `"sqlite"` (what
+/// [`Database::connect`] opens for it).
+pub fn kind_of(url: &str) -> &'static str {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "postgres"
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        "mysql"
+    } else {
+        "sqlite"
+    }
 }
 
 /// The `op` labels of `stampede_db_duration_seconds`: one per query method, the
@@ -67,6 +93,16 @@ const OPS: &[&str] = &[
     "block",
     "unblock",
     "blocklist",
+    "persist_orders",
+    "orders_between",
+    "user_orders",
+    "order_counts",
+    "refunds",
+    "persist_events",
+    "event_days",
+    "drop_event_day",
+    "event_count",
+    "event_minutes",
 ];
 
 /// Query times, registered on first use (see [`crate::telemetry`]).
@@ -75,21 +111,30 @@ fn timings() -> &'static Timings {
     TIMINGS.get_or_init(|| Timings::new("stampede_db_duration_seconds", OPS))
 }
 
-/// Rows of SQLite's multi-row insert per statement: 8 values a row stays far under
-/// SQLite's 32,766 bound variables.
-const SQLITE_ROWS_PER_STATEMENT: usize = 1_000;
-
 impl Database {
-    /// Opens a pool for a `postgres://` or `sqlite://` URL; `max_connections` bounds it.
+    /// Opens a pool for a `postgres://`, `mysql://` (also `mariadb://`) or `sqlite://`
+    /// URL; `max_connections` bounds it.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Database> {
         let acquire = Duration::from_secs(3);
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let kind = kind_of(url);
+        if kind == "postgres" {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
                 .connect_lazy_with(opts);
             Ok(Database::Postgres(pool))
+        } else if kind == "mysql" {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            let opts = MySqlConnectOptions::from_str(&format!("mysql://{rest}"))?
+                .charset("utf8mb4")
+                .collation("utf8mb4_unicode_ci");
+            let pool = MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .after_connect(|conn, _| Box::pin(mysql::prepare(conn)))
+                .connect_lazy_with(opts);
+            Ok(Database::Mysql(pool))
         } else {
             // WAL lets readers run beside the one writer; NORMAL sync is durable across
             // process crashes (an OS crash may lose the last transactions).
@@ -111,9 +156,41 @@ impl Database {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Database::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+            Database::Mysql(p) => sqlx::migrate!("./migrations/mysql").run(p).await?,
             Database::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
         }
         Ok(())
+    }
+
+    /// A query text shared by every database, in this one's placeholders: the texts
+    /// number theirs `$1, $2, ...`, each once and in binding order.
+    fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self {
+            Database::Mysql(_) => mysql::placeholders(text),
+            Database::Postgres(_) | Database::Sqlite(_) => Cow::Borrowed(text),
+        }
+    }
+
+    /// `CLAIM_COLUMNS` to select. MySQL's are cast to text: sqlx reads a column of a
+    /// binary collation (the ids' `utf8mb4_bin`, which keeps them case-sensitive) as
+    /// bytes, not as a string.
+    fn claim_select(&self) -> &'static str {
+        match self {
+            Database::Mysql(_) => {
+                "campaign_id, CAST(claim_id AS CHAR) AS claim_id, CAST(user_id AS CHAR) AS user_id, \
+                 quantity, amount_cents, packet_idx, accepted_at_ms"
+            }
+            Database::Postgres(_) | Database::Sqlite(_) => CLAIM_COLUMNS,
+        }
+    }
+
+    /// The SQL type a 64-bit integer is cast to (`CAST(x AS ...)`): MySQL names it
+    /// `SIGNED`, and its `SUM` of integers is a `DECIMAL` without one.
+    fn bigint(&self) -> &'static str {
+        match self {
+            Database::Mysql(_) => "SIGNED",
+            Database::Postgres(_) | Database::Sqlite(_) => "BIGINT",
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -136,31 +213,56 @@ impl Database {
         let sql =
             "INSERT INTO campaigns (kind, name, total, per_user_limit, price_cents, total_cents, \
                    min_cents, split_seed, starts_at_ms, ends_at_ms, created_at_ms, \
-                   ticket_required, ticket_lead_secs, buckets) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *";
-        let row: CampaignRow = on_pool!(self, p => sqlx::query_as(sql)
-            .bind(c.kind.as_str())
-            .bind(&c.name)
-            .bind(c.total as i64)
-            .bind(c.per_user_limit as i64)
-            .bind(c.price_cents as i64)
-            .bind(c.total_cents as i64)
-            .bind(c.min_cents as i64)
-            .bind(split_seed as i64)
-            .bind(c.starts_at_ms)
-            .bind(c.ends_at_ms)
-            .bind(now_ms)
-            .bind(c.ticket_required)
-            .bind(c.ticket_lead_secs as i64)
-            .bind(c.buckets as i64)
-            .fetch_one(p)
-            .await)?;
+                   ticket_required, ticket_lead_secs, buckets, payment_window_secs) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+        macro_rules! bound {
+            ($q:expr) => {
+                $q.bind(c.kind.as_str())
+                    .bind(&c.name)
+                    .bind(c.total as i64)
+                    .bind(c.per_user_limit as i64)
+                    .bind(c.price_cents as i64)
+                    .bind(c.total_cents as i64)
+                    .bind(c.min_cents as i64)
+                    .bind(split_seed as i64)
+                    .bind(c.starts_at_ms)
+                    .bind(c.ends_at_ms)
+                    .bind(now_ms)
+                    .bind(c.ticket_required)
+                    .bind(c.ticket_lead_secs as i64)
+                    .bind(c.buckets as i64)
+                    .bind(c.payment_window_secs.map(|w| w as i64))
+            };
+        }
+        let row: CampaignRow = match self {
+            // MySQL 8 has no RETURNING: the row is read back by the id it was given.
+            Database::Mysql(p) => {
+                let id = bound!(sqlx::query(&self.sql(sql)))
+                    .execute(p)
+                    .await?
+                    .last_insert_id();
+                sqlx::query_as("SELECT * FROM campaigns WHERE id = ?")
+                    .bind(id as i64)
+                    .fetch_one(p)
+                    .await?
+            }
+            Database::Postgres(p) => {
+                bound!(sqlx::query_as(&format!("{sql} RETURNING *")))
+                    .fetch_one(p)
+                    .await?
+            }
+            Database::Sqlite(p) => {
+                bound!(sqlx::query_as(&format!("{sql} RETURNING *")))
+                    .fetch_one(p)
+                    .await?
+            }
+        };
         row.into_campaign()
     }
 
     pub async fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
         let _t = timings().start("campaign");
-        let row: Option<CampaignRow> = on_pool!(self, p => sqlx::query_as("SELECT * FROM campaigns WHERE id = $1")
+        let row: Option<CampaignRow> = on_pool!(self, p => sqlx::query_as(&self.sql("SELECT * FROM campaigns WHERE id = $1"))
             .bind(id as i64)
             .fetch_optional(p)
             .await)?;
@@ -170,8 +272,8 @@ impl Database {
     /// Campaigns whose end is after `ends_after_ms`, newest first, at most `limit`.
     pub async fn campaigns(&self, ends_after_ms: i64, limit: i64) -> Result<Vec<Campaign>> {
         let _t = timings().start("campaigns");
-        let rows: Vec<CampaignRow> = on_pool!(self, p => sqlx::query_as(
-                "SELECT * FROM campaigns WHERE ends_at_ms > $1 ORDER BY id DESC LIMIT $2")
+        let rows: Vec<CampaignRow> = on_pool!(self, p => sqlx::query_as(&self.sql(
+                "SELECT * FROM campaigns WHERE ends_at_ms > $1 ORDER BY id DESC LIMIT $2"))
             .bind(ends_after_ms)
             .bind(limit)
             .fetch_all(p)
@@ -182,7 +284,9 @@ impl Database {
     /// Moves a campaign's end to `ends_at_ms` unless it already ends earlier.
     pub async fn close_campaign(&self, id: u64, ends_at_ms: i64) -> Result<()> {
         let _t = timings().start("close_campaign");
-        on_pool!(self, p => sqlx::query("UPDATE campaigns SET ends_at_ms = $2 WHERE id = $1 AND ends_at_ms > $2")
+        on_pool!(self, p => sqlx::query(&self.sql(
+                "UPDATE campaigns SET ends_at_ms = $1 WHERE id = $2 AND ends_at_ms > $3"))
+            .bind(ends_at_ms)
             .bind(id as i64)
             .bind(ends_at_ms)
             .execute(p)
@@ -199,61 +303,15 @@ impl Database {
             return Ok(0);
         }
         match self {
-            Database::Postgres(p) => {
-                let sql = format!(
-                    "INSERT INTO claims ({CLAIM_COLUMNS}, persisted_at_ms) \
-                     SELECT *, $8 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
-                     $5::bigint[], $6::bigint[], $7::bigint[]) ON CONFLICT DO NOTHING"
-                );
-                let col = |f: fn(&Claim) -> i64| claims.iter().map(f).collect::<Vec<i64>>();
-                let text = |f: fn(&Claim) -> &str| {
-                    claims
-                        .iter()
-                        .map(|c| f(c).to_string())
-                        .collect::<Vec<String>>()
-                };
-                let done = sqlx::query(&sql)
-                    .bind(col(|c| c.campaign_id as i64))
-                    .bind(text(|c| &c.id))
-                    .bind(text(|c| &c.user_id))
-                    .bind(col(|c| c.quantity as i64))
-                    .bind(col(|c| c.amount_cents as i64))
-                    .bind(col(|c| c.packet_idx))
-                    .bind(col(|c| c.accepted_at_ms))
-                    .bind(now_ms)
-                    .execute(p)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-            Database::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let mut inserted = 0;
-                for chunk in claims.chunks(SQLITE_ROWS_PER_STATEMENT) {
-                    let mut q = QueryBuilder::new(format!(
-                        "INSERT INTO claims ({CLAIM_COLUMNS}, persisted_at_ms) "
-                    ));
-                    q.push_values(chunk, |mut row, c| {
-                        row.push_bind(c.campaign_id as i64)
-                            .push_bind(&c.id)
-                            .push_bind(&c.user_id)
-                            .push_bind(c.quantity as i64)
-                            .push_bind(c.amount_cents as i64)
-                            .push_bind(c.packet_idx)
-                            .push_bind(c.accepted_at_ms)
-                            .push_bind(now_ms);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
-                }
-                tx.commit().await?;
-                Ok(inserted)
-            }
+            Database::Postgres(p) => postgres::persist_claims(p, claims, now_ms).await,
+            Database::Mysql(p) => mysql::persist_claims(p, claims, now_ms).await,
+            Database::Sqlite(p) => sqlite::persist_claims(p, claims, now_ms).await,
         }
     }
 
     pub async fn persisted_count(&self, campaign_id: u64) -> Result<u64> {
         let _t = timings().start("persisted_count");
-        let n: i64 = on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM claims WHERE campaign_id = $1")
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM claims WHERE campaign_id = $1"))
             .bind(campaign_id as i64)
             .fetch_one(p)
             .await)?;
@@ -261,22 +319,43 @@ impl Database {
     }
 
     /// (claims, units, cents) persisted for a campaign: the settled counters of one
-    /// that has ended.
+    /// that has ended. Units are those still sold: not those of expired or cancelled orders.
     pub async fn campaign_totals(&self, campaign_id: u64) -> Result<(u64, u64, u64)> {
         let _t = timings().start("campaign_totals");
-        let (n, units, cents): (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM claims WHERE campaign_id = $1")
+        let int = self.bigint();
+        // Units of orders that expired or were cancelled went back on sale.
+        let sql = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(c.quantity), 0) - COALESCE(SUM(CASE WHEN \
+             o.status IN ('expired', 'cancelled') THEN c.quantity ELSE 0 END), 0) AS {int}), \
+             CAST(COALESCE(SUM(c.amount_cents), 0) AS {int}) FROM claims c LEFT JOIN orders o \
+             ON o.campaign_id = c.campaign_id AND o.claim_id = c.claim_id WHERE c.campaign_id = $1"
+        );
+        let (n, units, cents): (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(&self.sql(&sql))
             .bind(campaign_id as i64)
             .fetch_one(p)
             .await)?;
         Ok((n as u64, units as u64, cents as u64))
     }
 
+    /// The campaign's counters as the database has them: remaining is the total minus
+    /// the units persisted claims still hold ([`Database::campaign_totals`]). The settled
+    /// figures of an ended campaign; for one still on sale they lag the store by the
+    /// queue backlog (claims accepted, not yet written).
+    pub async fn settled_counters(&self, c: &Campaign) -> Result<LiveCounters> {
+        let (claims, sold, cents) = self.campaign_totals(c.id).await?;
+        Ok(LiveCounters {
+            remaining: c.total.saturating_sub(sold),
+            claims,
+            sold,
+            cents,
+            ends_at_ms: c.ends_at_ms,
+        })
+    }
+
     pub async fn claim_exists(&self, campaign_id: u64, claim_id: &str) -> Result<bool> {
         let _t = timings().start("claim_exists");
-        let n: i64 = on_pool!(self, p => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM claims WHERE campaign_id = $1 AND claim_id = $2")
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(&self.sql(
+                "SELECT COUNT(*) FROM claims WHERE campaign_id = $1 AND claim_id = $2"))
             .bind(campaign_id as i64)
             .bind(claim_id)
             .fetch_one(p)
@@ -294,9 +373,10 @@ impl Database {
     ) -> Result<Vec<Claim>> {
         let _t = timings().start("campaign_claims");
         let sql = format!(
-            "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND claim_id > $2 ORDER BY claim_id LIMIT $3"
+            "SELECT {} FROM claims WHERE campaign_id = $1 AND claim_id > $2 ORDER BY claim_id LIMIT $3",
+            self.claim_select()
         );
-        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&self.sql(&sql))
             .bind(campaign_id as i64)
             .bind(after)
             .bind(limit)
@@ -313,9 +393,10 @@ impl Database {
     ) -> Result<Vec<Claim>> {
         let _t = timings().start("user_campaign_claims");
         let sql = format!(
-            "SELECT {CLAIM_COLUMNS} FROM claims WHERE campaign_id = $1 AND user_id = $2 ORDER BY claim_id LIMIT 1000"
+            "SELECT {} FROM claims WHERE campaign_id = $1 AND user_id = $2 ORDER BY claim_id LIMIT 1000",
+            self.claim_select()
         );
-        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&self.sql(&sql))
             .bind(campaign_id as i64)
             .bind(user_id)
             .fetch_all(p)
@@ -334,12 +415,14 @@ impl Database {
         let _t = timings().start("user_claims");
         let (ms, id) = before.unwrap_or((i64::MAX, ""));
         let sql = format!(
-            "SELECT {CLAIM_COLUMNS} FROM claims WHERE user_id = $1 \
-             AND (accepted_at_ms < $2 OR (accepted_at_ms = $2 AND claim_id < $3) OR $4) \
-             ORDER BY accepted_at_ms DESC, claim_id DESC LIMIT $5"
+            "SELECT {} FROM claims WHERE user_id = $1 \
+             AND (accepted_at_ms < $2 OR (accepted_at_ms = $3 AND claim_id < $4) OR $5) \
+             ORDER BY accepted_at_ms DESC, claim_id DESC LIMIT $6",
+            self.claim_select()
         );
-        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&sql)
+        let rows: Vec<ClaimRow> = on_pool!(self, p => sqlx::query_as(&self.sql(&sql))
             .bind(user_id)
+            .bind(ms)
             .bind(ms)
             .bind(id)
             .bind(before.is_none())
@@ -354,9 +437,9 @@ impl Database {
     /// is written and the existing award is returned. Returns the record and whether
     /// this call awarded it.
     ///
-    /// In PostgreSQL a racing insert of the same user and day waits for this one to
-    /// commit and then finds the row. In SQLite the insert comes first, so the
-    /// transaction takes the (single) write lock at once.
+    /// A racing award of the same user and day waits for this one's row lock (or, in
+    /// SQLite, the single write lock) and then finds the row: each dialect's module
+    /// says how.
     pub async fn award_signin(
         &self,
         user_id: &str,
@@ -374,96 +457,32 @@ impl Database {
             streak: streak as u64,
             balance: balance as u64,
         };
-        // The day's row as it already is, with the user's balance.
-        let existing = "SELECT s.streak, s.points, COALESCE(b.balance, 0) FROM signins s \
-             LEFT JOIN points_balances b ON b.user_id = s.user_id WHERE s.user_id = $1 AND s.day = $2";
-        match self {
+        let awarded = match self {
             Database::Postgres(p) => {
-                // ONE statement (data-modifying CTEs): one round trip, its own transaction.
-                // No row back means the day's row was already there.
-                let awarded: Option<(i64, i64, i64)> = sqlx::query_as(
-                    "WITH prev AS (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s), \
-                     ins AS (INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
-                       SELECT $1, $2, s, $3 + LEAST($4 * (s - 1), $5), $6 FROM prev \
-                       ON CONFLICT DO NOTHING RETURNING streak, points), \
-                     led AS (INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) \
-                       SELECT $1, 'signin:' || $2, points, $6 FROM ins), \
-                     bal AS (INSERT INTO points_balances (user_id, balance) SELECT $1, points FROM ins \
-                       ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
-                       RETURNING balance) \
-                     SELECT ins.streak, ins.points, bal.balance FROM ins, bal",
-                )
-                .bind(user_id)
-                .bind(&day_s)
-                .bind(rules.base_points as i64)
-                .bind(rules.streak_step as i64)
-                .bind(rules.bonus_cap as i64)
-                .bind(now_ms)
-                .bind(&yesterday)
-                .fetch_optional(p)
-                .await?;
-                if let Some(row) = awarded {
-                    return Ok((record(row), true));
-                }
-                let row = sqlx::query_as(existing)
-                    .bind(user_id)
-                    .bind(&day_s)
-                    .fetch_one(p)
-                    .await?;
-                Ok((record(row), false))
+                postgres::award_signin(p, user_id, &day_s, &yesterday, rules, now_ms).await?
             }
-            // SQLite: the same steps as separate statements in one transaction. (LEAST is
-            // PostgreSQL's; a CASE does the cap here.)
+            Database::Mysql(p) => {
+                mysql::award_signin(p, user_id, &day_s, &yesterday, rules, now_ms).await?
+            }
             Database::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let inserted: Option<(i64, i64)> = sqlx::query_as(
-                    "INSERT INTO signins (user_id, day, streak, points, signed_at_ms) \
-                     SELECT $1, $2, prev.s, $3 + CASE WHEN $4 * (prev.s - 1) > $5 THEN $5 ELSE $4 * (prev.s - 1) END, $6 \
-                     FROM (SELECT COALESCE((SELECT streak FROM signins WHERE user_id = $1 AND day = $7), 0) + 1 AS s) AS prev \
-                     WHERE true ON CONFLICT DO NOTHING RETURNING streak, points",
-                )
-                .bind(user_id)
-                .bind(&day_s)
-                .bind(rules.base_points as i64)
-                .bind(rules.streak_step as i64)
-                .bind(rules.bonus_cap as i64)
-                .bind(now_ms)
-                .bind(&yesterday)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let result = match inserted {
-                    Some((streak, points)) => {
-                        sqlx::query("INSERT INTO points_ledger (user_id, reason, delta, created_at_ms) VALUES ($1, $2, $3, $4)")
-                            .bind(user_id)
-                            .bind(format!("signin:{day_s}"))
-                            .bind(points)
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
-                        let balance: i64 = sqlx::query_scalar(
-                            "INSERT INTO points_balances (user_id, balance) VALUES ($1, $2) \
-                             ON CONFLICT (user_id) DO UPDATE SET balance = points_balances.balance + excluded.balance \
-                             RETURNING balance",
-                        )
-                        .bind(user_id)
-                        .bind(points)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        (record((streak, points, balance)), true)
-                    }
-                    None => {
-                        let row = sqlx::query_as(existing)
-                            .bind(user_id)
-                            .bind(&day_s)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        (record(row), false)
-                    }
-                };
-                tx.commit().await?;
-                Ok(result)
+                sqlite::award_signin(p, user_id, &day_s, &yesterday, rules, now_ms).await?
             }
+        };
+        if let Some(row) = awarded {
+            return Ok((record(row), true));
         }
+        // The day's row as it already is, with the user's balance: read after the
+        // award's transaction ended, so a racing winner's commit is seen.
+        let sql = self.sql(
+            "SELECT s.streak, s.points, COALESCE(b.balance, 0) FROM signins s \
+             LEFT JOIN points_balances b ON b.user_id = s.user_id WHERE s.user_id = $1 AND s.day = $2",
+        );
+        let row = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(&day_s)
+            .fetch_one(p)
+            .await)?;
+        Ok((record(row), false))
     }
 
     /// The days of `month` the user signed in on.
@@ -472,8 +491,8 @@ impl Database {
         let (Some(from), Some(to)) = (month.first_day(), month.end()) else {
             return Ok(Vec::new());
         };
-        let days: Vec<String> = on_pool!(self, p => sqlx::query_scalar(
-                "SELECT day FROM signins WHERE user_id = $1 AND day >= $2 AND day < $3 ORDER BY day")
+        let days: Vec<String> = on_pool!(self, p => sqlx::query_scalar(&self.sql(
+                "SELECT day FROM signins WHERE user_id = $1 AND day >= $2 AND day < $3 ORDER BY day"))
             .bind(user_id)
             .bind(from.format("%Y-%m-%d").to_string())
             .bind(to.format("%Y-%m-%d").to_string())
@@ -488,13 +507,13 @@ impl Database {
     /// The user's balance and latest sign-in (day and streak).
     pub async fn points(&self, user_id: &str) -> Result<(u64, Option<(chrono::NaiveDate, u64)>)> {
         let _t = timings().start("points");
-        let balance: i64 = on_pool!(self, p => sqlx::query_scalar(
-                "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)")
+        let balance: i64 = on_pool!(self, p => sqlx::query_scalar(&self.sql(
+                "SELECT COALESCE((SELECT balance FROM points_balances WHERE user_id = $1), 0)"))
             .bind(user_id)
             .fetch_one(p)
             .await)?;
-        let latest: Option<(String, i64)> = on_pool!(self, p => sqlx::query_as(
-                "SELECT day, streak FROM signins WHERE user_id = $1 ORDER BY day DESC LIMIT 1")
+        let latest: Option<(String, i64)> = on_pool!(self, p => sqlx::query_as(&self.sql(
+                "SELECT day, streak FROM signins WHERE user_id = $1 ORDER BY day DESC LIMIT 1"))
             .bind(user_id)
             .fetch_optional(p)
             .await)?;
@@ -515,15 +534,25 @@ impl Database {
         now_ms: i64,
     ) -> Result<()> {
         let _t = timings().start("block");
-        on_pool!(self, p => sqlx::query("DELETE FROM blocklist WHERE expires_at_ms <= $1")
+        on_pool!(self, p => sqlx::query(&self.sql("DELETE FROM blocklist WHERE expires_at_ms <= $1"))
             .bind(now_ms)
             .execute(p)
             .await
             .map(|_| ()))?;
-        on_pool!(self, p => sqlx::query(
-                "INSERT INTO blocklist (subject, expires_at_ms, created_at_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (subject) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, \
-                 created_at_ms = excluded.created_at_ms")
+        let upsert = match self {
+            Database::Mysql(_) => {
+                "ON DUPLICATE KEY UPDATE expires_at_ms = VALUES(expires_at_ms), \
+                 created_at_ms = VALUES(created_at_ms)"
+            }
+            Database::Postgres(_) | Database::Sqlite(_) => {
+                "ON CONFLICT (subject) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, \
+                 created_at_ms = excluded.created_at_ms"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO blocklist (subject, expires_at_ms, created_at_ms) VALUES ($1, $2, $3) {upsert}"
+        );
+        on_pool!(self, p => sqlx::query(&self.sql(&sql))
             .bind(subject)
             .bind(expires_at_ms)
             .bind(now_ms)
@@ -536,7 +565,7 @@ impl Database {
     /// Lifts the block of `subject`; false when it was not blocked.
     pub async fn unblock(&self, subject: &str) -> Result<bool> {
         let _t = timings().start("unblock");
-        let done = on_pool!(self, p => sqlx::query("DELETE FROM blocklist WHERE subject = $1")
+        let done = on_pool!(self, p => sqlx::query(&self.sql("DELETE FROM blocklist WHERE subject = $1"))
             .bind(subject)
             .execute(p)
             .await
@@ -547,9 +576,16 @@ impl Database {
     /// The blocks in force at `now_ms`: (subject, expiry), at most `limit`.
     pub async fn blocklist(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, Option<i64>)>> {
         let _t = timings().start("blocklist");
-        let rows = on_pool!(self, p => sqlx::query_as(
-                "SELECT subject, expires_at_ms FROM blocklist \
-                 WHERE expires_at_ms IS NULL OR expires_at_ms > $1 ORDER BY subject LIMIT $2")
+        // MySQL: cast from the binary collation, as for the claims' ids.
+        let subject = match self {
+            Database::Mysql(_) => "CAST(subject AS CHAR)",
+            Database::Postgres(_) | Database::Sqlite(_) => "subject",
+        };
+        let sql = format!(
+            "SELECT {subject}, expires_at_ms FROM blocklist \
+             WHERE expires_at_ms IS NULL OR expires_at_ms > $1 ORDER BY subject LIMIT $2"
+        );
+        let rows = on_pool!(self, p => sqlx::query_as(&self.sql(&sql))
             .bind(now_ms)
             .bind(limit)
             .fetch_all(p)

@@ -22,6 +22,7 @@ pub(super) struct CampaignRow {
     ticket_required: bool,
     ticket_lead_secs: i64,
     buckets: i64,
+    payment_window_secs: Option<i64>,
 }
 
 impl CampaignRow {
@@ -48,6 +49,7 @@ impl CampaignRow {
             ticket_required: self.ticket_required,
             ticket_lead_secs: self.ticket_lead_secs.max(0) as u64,
             buckets: self.buckets.max(1) as u64,
+            payment_window_secs: self.payment_window_secs.map(|w| w.max(1) as u64),
         })
     }
 }

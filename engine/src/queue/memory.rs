@@ -2,6 +2,8 @@
 //! section (which must never block or await, hence unbounded) to the workers, plus a
 //! per-campaign count of unacknowledged events for the stats, and the dead letters
 //! (kept in memory: they do not outlive the process, which logs each one in full).
+//!
+//! The behaviour events have a second one of their own, filled through [`EventLog`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,18 +12,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Consumer, DeadLetter, Delivery, Queue};
-use crate::claim::ClaimEvent;
+use super::Event;
+use super::{Consumer, DeadLetter, Delivery, EventLog, Queue};
+use crate::behaviour::BehaviourEvent;
 use crate::error::Result;
 
 pub struct MemoryQueue {
-    tx: mpsc::UnboundedSender<ClaimEvent>,
+    tx: mpsc::UnboundedSender<Event>,
     /// Shared by the consumers; each takes it for the length of one fetch.
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ClaimEvent>>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>>,
     /// Campaign id -> events pushed and not yet acknowledged.
     backlog: parking_lot::Mutex<HashMap<u64, u64>>,
     /// Campaign id -> its dead letters with their claims, oldest first.
-    dead: parking_lot::Mutex<HashMap<u64, Vec<(DeadLetter, ClaimEvent)>>>,
+    dead: parking_lot::Mutex<HashMap<u64, Vec<(DeadLetter, Event)>>>,
     /// Dead-letter ids, counting up.
     dead_seq: std::sync::atomic::AtomicU64,
 }
@@ -40,13 +43,9 @@ impl Default for MemoryQueue {
 }
 
 impl MemoryQueue {
-    /// Enqueues an accepted claim's event; called inside the store's critical section.
-    pub fn push(&self, event: ClaimEvent) {
-        *self
-            .backlog
-            .lock()
-            .entry(event.claim.campaign_id)
-            .or_default() += 1;
+    /// Enqueues an event; called inside the store's critical section.
+    pub fn push(&self, event: Event) {
+        *self.backlog.lock().entry(event.campaign_id()).or_default() += 1;
         // The receiver lives as long as the queue, so sending cannot fail.
         let _ = self.tx.send(event);
     }
@@ -54,10 +53,24 @@ impl MemoryQueue {
     fn acked(&self, batch: &[Delivery]) {
         let mut backlog = self.backlog.lock();
         for d in batch {
-            if let Some(n) = backlog.get_mut(&d.claim.campaign_id) {
+            if let Some(n) = backlog.get_mut(&d.campaign_id()) {
                 *n = n.saturating_sub(1);
             }
         }
+    }
+}
+
+#[async_trait]
+impl EventLog for Arc<MemoryQueue> {
+    async fn append(
+        &self,
+        events: &[BehaviourEvent],
+        _buckets: &std::collections::HashMap<u64, u64>,
+    ) -> Result<()> {
+        for e in events {
+            self.push(Event::Behaviour(e.clone()));
+        }
+        Ok(())
     }
 }
 
@@ -89,6 +102,10 @@ impl Queue for Arc<MemoryQueue> {
             .map_or(0, |d| d.len() as u64))
     }
 
+    async fn total_dead_letters(&self) -> Result<u64> {
+        Ok(self.dead.lock().values().map(|d| d.len() as u64).sum())
+    }
+
     async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
         Ok(self
             .dead
@@ -99,7 +116,7 @@ impl Queue for Arc<MemoryQueue> {
     }
 
     async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
-        let replayed: Vec<ClaimEvent> = {
+        let replayed: Vec<Event> = {
             let mut dead = self.dead.lock();
             let Some(list) = dead.get_mut(&campaign_id) else {
                 return Ok(0);
@@ -132,7 +149,7 @@ impl Consumer for MemoryConsumer {
         }
         Ok(out
             .into_iter()
-            .map(|event| Delivery::new(event.claim.id.clone(), event))
+            .map(|event| Delivery::new(event.claim_id().to_string(), event))
             .collect())
     }
 
@@ -146,7 +163,7 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let event = delivery.event();
+        let event = delivery.event.clone();
         let id = self
             .queue
             .dead_seq
@@ -162,7 +179,7 @@ impl Consumer for MemoryConsumer {
         self.queue
             .dead
             .lock()
-            .entry(event.claim.campaign_id)
+            .entry(event.campaign_id())
             .or_default()
             .push((letter, event));
         self.queue.acked(std::slice::from_ref(delivery));

@@ -24,6 +24,13 @@
 //! An entry that cannot be read, or that the database keeps refusing, is moved to the
 //! campaign's dead-letter stream (`{c:ID}:dead`, `lua/dead_letter.lua`) so it cannot
 //! block the rest; `lua/replay.lua` moves dead letters back.
+//!
+//! The same machinery carries the behaviour events ([`Streams::Behaviour`]): one stream
+//! per campaign bucket (`{c:ID}:events`, its dead letters `{c:ID}:events:dead`; a
+//! bucketed campaign's user's events go to their home bucket's stream, so one hot
+//! campaign's events spread over its buckets' slots as its claims do), registered in
+//! `stampede:event_streams` and read by the consumer group `stampede-event-writers`.
+//! The api appends to them ([`EventLog`]); nothing else differs.
 
 use std::time::{Duration, Instant};
 
@@ -31,9 +38,9 @@ use async_trait::async_trait;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
-use super::{Consumer, DeadLetter, Delivery, Queue};
+use super::{Consumer, DeadLetter, Delivery, Event, EventLog, Queue};
+use crate::behaviour::BehaviourEvent;
 use crate::buckets::BucketCounts;
-use crate::claim::ClaimEvent;
 use crate::error::Result;
 use crate::redis_conn::{RedisConn, RedisTarget};
 use crate::store::keys::{self, BucketKeys};
@@ -50,7 +57,52 @@ const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
 /// On a cluster, the first wait after a round of reads that found nothing.
 const IDLE_WAIT_MIN: Duration = Duration::from_millis(2);
 
+/// Which streams a [`RedisQueue`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// The claim streams, one per campaign bucket (the claim script fills them).
+    Claims,
+    /// The behaviour event streams, one per campaign (the api fills them).
+    Behaviour,
+}
+
+impl Streams {
+    /// The set that lists the streams.
+    fn registry(self) -> &'static str {
+        match self {
+            Streams::Claims => keys::STREAMS,
+            Streams::Behaviour => keys::EVENT_STREAMS,
+        }
+    }
+
+    /// The consumer group that reads them.
+    fn group(self) -> &'static str {
+        match self {
+            Streams::Claims => keys::GROUP,
+            Streams::Behaviour => keys::EVENT_GROUP,
+        }
+    }
+
+    /// The dead-letter stream of one of these streams.
+    fn dead_letters_of(self, stream: &str) -> Option<String> {
+        match self {
+            Streams::Claims => BucketKeys::of_stream(stream).map(|b| b.dead_letters()),
+            Streams::Behaviour => keys::event_dead_letters_of(stream),
+        }
+    }
+}
+
+/// One stream of a campaign, with its dead letters and its replay answers' key.
+struct Lane {
+    stream: String,
+    dead: String,
+    /// Replay id -> the key of that replay's answer.
+    replay: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
 pub struct RedisQueue {
+    /// Which streams this queue reads.
+    kind: Streams,
     target: RedisTarget,
     /// Bounds every call except the blocking read (which adds its block time).
     timeout: Duration,
@@ -67,6 +119,7 @@ pub struct RedisQueue {
 impl RedisQueue {
     pub fn new(target: RedisTarget, timeout: Duration, conn: RedisConn) -> Self {
         RedisQueue {
+            kind: Streams::Claims,
             target,
             timeout,
             conn,
@@ -87,23 +140,43 @@ impl RedisQueue {
         self
     }
 
-    /// The keys of each bucket of the campaign (one for an unbucketed campaign).
-    async fn buckets_of(&self, campaign_id: u64) -> Result<Vec<BucketKeys>> {
-        let n = self.buckets.of(&self.conn, campaign_id).await?;
-        Ok((0..n).map(|b| BucketKeys::new(campaign_id, b, n)).collect())
+    /// The same queue machinery over the behaviour event streams instead of the claims'.
+    pub fn behaviour(mut self) -> Self {
+        self.kind = Streams::Behaviour;
+        self
     }
 
-    /// The summed length of one stream of every bucket of the campaign (`stream` names it).
-    async fn total_length(
-        &self,
-        campaign_id: u64,
-        stream: fn(&BucketKeys) -> String,
-    ) -> Result<u64> {
+    /// The campaign's streams: one per bucket (one for an unbucketed campaign), of its
+    /// claims or of its behaviour events.
+    async fn lanes(&self, campaign_id: u64) -> Result<Vec<Lane>> {
+        let n = self.buckets.of(&self.conn, campaign_id).await?;
+        let kind = self.kind;
+        Ok((0..n)
+            .map(|b| {
+                let bk = BucketKeys::new(campaign_id, b, n);
+                match kind {
+                    Streams::Claims => Lane {
+                        stream: bk.stream(),
+                        dead: bk.dead_letters(),
+                        replay: Box::new(move |id| bk.replay(id)),
+                    },
+                    Streams::Behaviour => Lane {
+                        stream: bk.events(),
+                        dead: bk.event_dead_letters(),
+                        replay: Box::new(move |id| bk.event_replay(id)),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// The summed length of one stream of every lane of the campaign (`stream` names it).
+    async fn total_length(&self, campaign_id: u64, stream: fn(&Lane) -> &String) -> Result<u64> {
         let streams: Vec<String> = self
-            .buckets_of(campaign_id)
+            .lanes(campaign_id)
             .await?
             .iter()
-            .map(stream)
+            .map(|l| stream(l).clone())
             .collect();
         Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
     }
@@ -117,6 +190,10 @@ impl RedisQueue {
 /// The lengths of `streams`: one pipeline on one Redis, one command per stream (all at
 /// once) on a cluster, where they live in different slots.
 async fn stream_lengths(conn: &RedisConn, streams: &[String]) -> Result<Vec<u64>> {
+    // An empty pipeline is refused by the client ("empty command"): no streams yet.
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
     if conn.is_cluster() {
         let lens = futures::future::try_join_all(streams.iter().map(|s| {
             let mut conn = conn.clone();
@@ -141,6 +218,7 @@ impl Queue for RedisQueue {
             .connect(self.timeout + Duration::from_secs(5))
             .await?;
         Ok(Box::new(RedisConsumer {
+            kind: self.kind,
             name: name.to_string(),
             conn,
             idle_wait: IDLE_WAIT_MIN,
@@ -154,30 +232,41 @@ impl Queue for RedisQueue {
     }
 
     async fn backlog(&self, campaign_id: u64) -> Result<u64> {
-        self.total_length(campaign_id, BucketKeys::stream).await
+        self.total_length(campaign_id, |l| &l.stream).await
     }
 
     async fn total_backlog(&self) -> Result<u64> {
         let mut conn = self.conn.clone();
-        let streams: Vec<String> = conn.smembers(keys::STREAMS).await?;
+        let streams: Vec<String> = conn.smembers(self.kind.registry()).await?;
         Ok(stream_lengths(&self.conn, &streams).await?.iter().sum())
     }
 
     async fn dead_letters(&self, campaign_id: u64) -> Result<u64> {
-        self.total_length(campaign_id, BucketKeys::dead_letters)
-            .await
+        self.total_length(campaign_id, |l| &l.dead).await
+    }
+
+    /// Each claim stream in the registry names its bucket, whose dead-letter stream
+    /// shares its tag: the registry finds them all (one pipeline, as for the backlog).
+    async fn total_dead_letters(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let streams: Vec<String> = conn.smembers(self.kind.registry()).await?;
+        let dead: Vec<String> = streams
+            .iter()
+            .filter_map(|s| self.kind.dead_letters_of(s))
+            .collect();
+        Ok(stream_lengths(&self.conn, &dead).await?.iter().sum())
     }
 
     async fn dead_letter_list(&self, campaign_id: u64, limit: usize) -> Result<Vec<DeadLetter>> {
         let mut out = Vec::new();
-        for bk in self.buckets_of(campaign_id).await? {
+        for lane in self.lanes(campaign_id).await? {
             if out.len() >= limit {
                 break;
             }
             let reply: redis::streams::StreamRangeReply = self
                 .conn
                 .clone()
-                .xrange_count(bk.dead_letters(), "-", "+", limit - out.len())
+                .xrange_count(&lane.dead, "-", "+", limit - out.len())
                 .await?;
             out.extend(reply.ids.iter().map(|entry| {
                 let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
@@ -194,15 +283,15 @@ impl Queue for RedisQueue {
 
     async fn replay_dead_letters(&self, campaign_id: u64, limit: usize) -> Result<u64> {
         let mut moved = 0;
-        for bk in self.buckets_of(campaign_id).await? {
+        for lane in self.lanes(campaign_id).await? {
             if moved >= limit as u64 {
                 break;
             }
             let replay_id = format!("{:016x}", rand::random::<u64>());
             let n: u64 = Script::new(REPLAY_LUA)
-                .key(bk.dead_letters())
-                .key(bk.stream())
-                .key(bk.replay(&replay_id))
+                .key(&lane.dead)
+                .key(&lane.stream)
+                .key((lane.replay)(&replay_id))
                 .arg(limit as u64 - moved)
                 .arg(&replay_id)
                 .arg(crate::store::redis::BATCH_REPLY_TTL_MS)
@@ -214,7 +303,70 @@ impl Queue for RedisQueue {
     }
 }
 
+#[async_trait]
+impl EventLog for RedisQueue {
+    /// `XADD`s each event to its stream (its campaign's, or for a bucketed campaign its
+    /// user's home bucket's) and registers the streams (a plain `SADD`, every time: it
+    /// is cheap, and a registry Redis lost is rebuilt at once). On one Redis, one
+    /// pipeline; on a cluster, one per stream (each in its own slot), all at once. The
+    /// consumer group is made the first time a consumer meets the stream.
+    async fn append(
+        &self,
+        events: &[BehaviourEvent],
+        buckets: &std::collections::HashMap<u64, u64>,
+    ) -> Result<()> {
+        if self.kind != Streams::Behaviour {
+            return Err(crate::error::EngineError::Invalid(
+                "the claim queue takes no behaviour events".into(),
+            ));
+        }
+        // The lanes (backlog, dead letters) then count the same buckets.
+        for (campaign_id, n) in buckets {
+            self.buckets.remember(*campaign_id, *n);
+        }
+        let mut by_stream: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for e in events {
+            let n = buckets.get(&e.campaign_id).copied().unwrap_or(1).max(1);
+            let bucket = crate::buckets::home_bucket(&e.user_id, n);
+            by_stream
+                .entry(BucketKeys::new(e.campaign_id, bucket, n).events())
+                .or_default()
+                .push(e.encode());
+        }
+        let streams: Vec<String> = by_stream.keys().cloned().collect();
+        let xadds = |entries: &[String], stream: &str, pipe: &mut redis::Pipeline| {
+            for e in entries {
+                pipe.xadd(stream, "*", &[("e", e.as_str())]).ignore();
+            }
+        };
+        if self.conn.is_cluster() {
+            futures::future::try_join_all(by_stream.iter().map(|(stream, entries)| {
+                let mut conn = self.conn.clone();
+                let mut pipe = redis::pipe();
+                xadds(entries, stream, &mut pipe);
+                async move { pipe.query_async::<()>(&mut conn).await }
+            }))
+            .await?;
+            let _: () = self
+                .conn
+                .clone()
+                .sadd(keys::EVENT_STREAMS, &streams)
+                .await?;
+        } else {
+            let mut pipe = redis::pipe();
+            for (stream, entries) in &by_stream {
+                xadds(entries, stream, &mut pipe);
+            }
+            pipe.sadd(keys::EVENT_STREAMS, &streams).ignore();
+            let _: () = pipe.query_async(&mut self.conn.clone()).await?;
+        }
+        Ok(())
+    }
+}
+
 struct RedisConsumer {
+    /// Which streams it reads (their registry and consumer group).
+    kind: Streams,
     name: String,
     conn: RedisConn,
     /// On a cluster: how long to wait after the next round of reads that finds nothing.
@@ -237,7 +389,7 @@ impl RedisConsumer {
         {
             return Ok(());
         }
-        let mut streams: Vec<String> = self.conn.smembers(keys::STREAMS).await?;
+        let mut streams: Vec<String> = self.conn.smembers(self.kind.registry()).await?;
         streams.sort();
         self.streams = streams;
         self.discovered = Some(Instant::now());
@@ -251,7 +403,12 @@ impl RedisConsumer {
         let mut out = Vec::with_capacity(ids.len());
         for entry in ids {
             match parse_entry(&entry) {
-                Some(event) if event.claim.campaign_id == campaign_id => {
+                // A queue's streams carry its own kind of event only.
+                Some(event)
+                    if event.campaign_id() == campaign_id
+                        && matches!(event, Event::Behaviour(_))
+                            == (self.kind == Streams::Behaviour) =>
+                {
                     out.push(Delivery::from_stream(stream, entry.id, event))
                 }
                 _ => {
@@ -273,14 +430,18 @@ impl RedisConsumer {
         event: &str,
         reason: &str,
     ) -> Result<()> {
-        let dead = BucketKeys::of_stream(stream)
-            .map(|bk| bk.dead_letters())
-            .unwrap_or_else(|| keys::dead_letters(campaign_id));
+        let dead = self
+            .kind
+            .dead_letters_of(stream)
+            .unwrap_or_else(|| match self.kind {
+                Streams::Claims => keys::dead_letters(campaign_id),
+                Streams::Behaviour => keys::event_dead_letters(campaign_id),
+            });
         let _: String = self
             .dead_letter
             .key(stream)
             .key(dead)
-            .arg(keys::GROUP)
+            .arg(self.kind.group())
             .arg(entry_id)
             .arg(event)
             .arg(reason)
@@ -292,7 +453,7 @@ impl RedisConsumer {
 
     async fn ack_ids(&mut self, stream: &str, ids: &[&str]) -> Result<()> {
         let mut inv = self.ack.prepare_invoke();
-        inv.key(stream).arg(keys::GROUP);
+        inv.key(stream).arg(self.kind.group());
         for id in ids {
             inv.arg(*id);
         }
@@ -328,7 +489,7 @@ impl RedisConsumer {
         block: Duration,
     ) -> redis::RedisResult<Vec<redis::streams::StreamKey>> {
         let opts = StreamReadOptions::default()
-            .group(keys::GROUP, &self.name)
+            .group(self.kind.group(), &self.name)
             .count(max)
             .block(block.as_millis() as usize);
         let ids: Vec<&str> = self.streams.iter().map(|_| ">").collect();
@@ -347,11 +508,10 @@ impl RedisConsumer {
         // Share `max` between the streams, so one fetch stays about one batch.
         let count = max.div_ceil(self.streams.len()).max(1);
         let name = self.name.as_str();
+        let group = self.kind.group();
         let reads = self.streams.iter().map(|s| {
             let mut conn = self.conn.clone();
-            let opts = StreamReadOptions::default()
-                .group(keys::GROUP, name)
-                .count(count);
+            let opts = StreamReadOptions::default().group(group, name).count(count);
             async move {
                 conn.xread_options::<_, _, Option<StreamReadReply>>(&[s], &[">"], &opts)
                     .await
@@ -375,8 +535,10 @@ impl RedisConsumer {
 
     async fn ensure_groups(&mut self) -> Result<()> {
         for s in self.streams.clone() {
-            let r: redis::RedisResult<()> =
-                self.conn.xgroup_create_mkstream(&s, keys::GROUP, "0").await;
+            let r: redis::RedisResult<()> = self
+                .conn
+                .xgroup_create_mkstream(&s, self.kind.group(), "0")
+                .await;
             if let Err(e) = r {
                 if e.code() != Some("BUSYGROUP") {
                     return Err(e.into());
@@ -389,15 +551,17 @@ impl RedisConsumer {
 
 /// The stream a delivery came from (its campaign's, for one made elsewhere).
 fn stream_of(d: &Delivery) -> String {
-    if d.stream.is_empty() {
-        keys::stream(d.claim.campaign_id)
-    } else {
+    if !d.stream.is_empty() {
         d.stream.clone()
+    } else if let Event::Behaviour(_) = d.event {
+        keys::event_stream(d.campaign_id())
+    } else {
+        keys::stream(d.campaign_id())
     }
 }
 
-fn parse_entry(e: &StreamId) -> Option<ClaimEvent> {
-    ClaimEvent::decode(&e.get::<String>("e")?)
+fn parse_entry(e: &StreamId) -> Option<Event> {
+    Event::decode(&e.get::<String>("e")?)
 }
 
 #[async_trait]
@@ -448,7 +612,7 @@ impl Consumer for RedisConsumer {
                     .conn
                     .xautoclaim_options(
                         &stream,
-                        keys::GROUP,
+                        self.kind.group(),
                         &self.name,
                         min_idle.as_millis() as u64,
                         &start,
@@ -495,8 +659,8 @@ impl Consumer for RedisConsumer {
     }
 
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let id = delivery.claim.campaign_id;
-        let event = delivery.event().encode();
+        let id = delivery.campaign_id();
+        let event = delivery.event.encode();
         tracing::error!(event, reason, "claim event moved to the dead letters");
         self.set_aside(&stream_of(delivery), id, &delivery.entry_id, &event, reason)
             .await

@@ -15,6 +15,7 @@ use crate::circuit_breaker::{Admission, CircuitBreaker};
 use crate::claim::{ClaimOutcome, ClaimRequest};
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
+use crate::order::{CancelOutcome, Expired, Order, OrderCounts, PayOutcome, Payment};
 use crate::signin::{Month, SigninRecord};
 
 pub struct BreakerStore {
@@ -110,5 +111,40 @@ impl Store for BreakerStore {
 
     async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {
         self.guard(self.inner.sweep(campaign_id, now_ms)).await
+    }
+
+    async fn pay(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+    ) -> Result<PayOutcome> {
+        self.guard(self.inner.pay(campaign_id, now_ms, payment, price_cents))
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+    ) -> Result<CancelOutcome> {
+        self.guard(self.inner.cancel(campaign_id, now_ms, claim_id, user_id))
+            .await
+    }
+
+    async fn expire_due(&self, campaign_id: u64, now_ms: i64, limit: usize) -> Result<Expired> {
+        self.guard(self.inner.expire_due(campaign_id, now_ms, limit))
+            .await
+    }
+
+    async fn order(&self, campaign_id: u64, claim_id: &str) -> Result<Option<Order>> {
+        self.guard(self.inner.order(campaign_id, claim_id)).await
+    }
+
+    async fn snapshot(&self, campaign_id: u64) -> Result<Option<(LiveCounters, OrderCounts)>> {
+        self.guard(self.inner.snapshot(campaign_id)).await
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! A campaign's keys all carry its hash tag `{c:ID}`, so every script's keys share one
 //! slot and Redis Cluster runs it unchanged (`engine/tests/key_slots.rs` proves it for
-//! every script). A user's keys carry `{u:ID}`. The only untagged keys are the registry
-//! of claim streams the workers read ([`STREAMS`], written and read by plain commands,
-//! never from a script) and the pub/sub channel (`crate::signals::CHANNEL`).
+//! every script). A user's keys carry `{u:ID}`. The only untagged keys are the registries
+//! of streams the workers read ([`STREAMS`] for claims, [`EVENT_STREAMS`] for behaviour
+//! events; written and read by plain commands, never from a script) and the pub/sub
+//! channel (`crate::signals::CHANNEL`).
 
 /// A bucket's keys: every key of one bucket of a campaign, under its hash tag (`{c:ID}`
 /// for an unbucketed campaign and for bucket 0, `{c:ID:bB-K}` for the others: see
@@ -38,8 +39,9 @@ impl BucketKeys {
     /// Hash: the bucket's rules and live counters. Fields: `kind` (`f` flash sale, `r`
     /// red packet), `limit`, `starts`, `ends` (unix ms), `remaining`, `claims`, `sold`,
     /// `cents`, `seq` (last claim sequence number of the bucket), `gen` (which load wrote
-    /// it), `buckets` (how many the campaign has), `rolled_back`. Its absence means the
-    /// store has no live state for the bucket.
+    /// it), `buckets` (how many the campaign has), `rolled_back`; with a payment window
+    /// `window` (ms) and the order counts `pending`, `paid`, `expired`, `cancelled`,
+    /// `refunds`. Its absence means the store has no live state for the bucket.
     pub fn state(&self) -> String {
         format!("{}:state", self.tag)
     }
@@ -77,6 +79,24 @@ impl BucketKeys {
         format!("{}:replay:{replay_id}", self.tag)
     }
 
+    /// Stream: the behaviour events of the bucket's users waiting to be written (field
+    /// `e`, see [`crate::behaviour::BehaviourEvent::encode`]; acknowledged entries are
+    /// deleted). A bucketed campaign's events spread over its buckets' slots as its
+    /// claims do: a user's go to their home bucket's stream.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+
+    /// Stream: the bucket's behaviour events set aside (as [`BucketKeys::dead_letters`]).
+    pub fn event_dead_letters(&self) -> String {
+        format!("{}:events:dead", self.tag)
+    }
+
+    /// String: the answer of one replay of the bucket's behaviour dead letters.
+    pub fn event_replay(&self, replay_id: &str) -> String {
+        format!("{}:events:replay:{replay_id}", self.tag)
+    }
+
     /// Hash: load id -> the last chunk of red packets that load appended
     /// (`lua/load_packets.lua`), so a re-sent chunk is not appended twice.
     pub fn loading(&self) -> String {
@@ -87,6 +107,25 @@ impl BucketKeys {
     /// gave away and the receiver has not yet confirmed (`lua/transfer_out.lua`).
     pub fn transfers(&self) -> String {
         format!("{}:transfers", self.tag)
+    }
+
+    /// Hash: claim id -> the order's record (`status|pay by ms|user|quantity|closed ms|
+    /// payment id`, see [`crate::order::Order::record`]) of every claim of a flash sale
+    /// with a payment window whose home is this bucket.
+    pub fn orders(&self) -> String {
+        format!("{}:orders", self.tag)
+    }
+
+    /// Sorted set: the claim ids of the bucket's pending orders, scored by pay-by ms
+    /// (the expiry sweep's index).
+    pub fn deadlines(&self) -> String {
+        format!("{}:deadlines", self.tag)
+    }
+
+    /// Hash: payment id -> `claim id|reason|amount|at ms` of the payments recorded for
+    /// refund (once per payment id).
+    pub fn refunds(&self) -> String {
+        format!("{}:refunds", self.tag)
     }
 
     /// String: set when this bucket received the transfer (`lua/transfer_in.lua`), so a
@@ -141,6 +180,30 @@ pub fn stream_campaign(key: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
+/// Stream: the behaviour events of an unbucketed campaign (of bucket 0 of a bucketed
+/// one): [`BucketKeys::events`].
+pub fn event_stream(campaign_id: u64) -> String {
+    BucketKeys::campaign(campaign_id).events()
+}
+
+/// Stream: its behaviour events set aside ([`BucketKeys::event_dead_letters`]).
+pub fn event_dead_letters(campaign_id: u64) -> String {
+    BucketKeys::campaign(campaign_id).event_dead_letters()
+}
+
+/// The dead-letter stream of a behaviour event stream (a key made by
+/// [`BucketKeys::events`], of any bucket).
+pub fn event_dead_letters_of(stream: &str) -> Option<String> {
+    let tag = stream.strip_suffix(":events")?;
+    (tag.starts_with("{c:") && tag.ends_with('}')).then(|| format!("{stream}:dead"))
+}
+
+/// Hash: the campaign's live funnel, `<minute start, unix seconds>:<kind>` -> count
+/// (see `crate::funnel`); expires [`crate::funnel::RETAIN_SECS`] after its last write.
+pub fn funnel(campaign_id: u64) -> String {
+    format!("{{c:{campaign_id}}}:funnel")
+}
+
 /// Hash: a user's sign-in records, day (`YYYY-MM-DD`) -> `pending` or
 /// `points|streak|balance`. Tagged by user, like every sign-in key.
 pub fn signin_days(user_id: &str) -> String {
@@ -164,6 +227,12 @@ pub const STREAMS: &str = "stampede:streams";
 /// The consumer group all workers share.
 pub const GROUP: &str = "stampede-workers";
 
+/// Set: the keys of every campaign's behaviour event stream (plain `SADD` by the api).
+pub const EVENT_STREAMS: &str = "stampede:event_streams";
+
+/// The consumer group the workers' behaviour event writers share.
+pub const EVENT_GROUP: &str = "stampede-event-writers";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -173,5 +242,13 @@ mod tests {
         assert_eq!(super::stream_campaign(&b.stream()), Some(17));
         assert_eq!(super::BucketKeys::of_stream(&b.stream()), Some(b));
         assert_eq!(super::stream_campaign("other"), None);
+        let events = super::event_stream(17);
+        assert_eq!(super::stream_campaign(&events), Some(17));
+        assert_eq!(
+            super::event_dead_letters_of(&events),
+            Some(super::event_dead_letters(17))
+        );
+        assert_eq!(super::event_dead_letters_of(&super::stream(17)), None);
+        assert_eq!(super::BucketKeys::of_stream(&events), None);
     }
 }

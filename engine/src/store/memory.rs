@@ -6,7 +6,7 @@
 //! and claims on different campaigns never contend. The campaign map itself is behind
 //! an `RwLock` that is written only when a campaign is loaded.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,8 +15,13 @@ use parking_lot::{Mutex, RwLock};
 use super::{LiveState, SigninMark, Store, UserRecord};
 use crate::campaign::{CampaignKind, LiveCounters};
 use crate::claim::{Claim, ClaimEvent, ClaimOutcome, ClaimRequest};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+use crate::order::{
+    CancelOutcome, Expired, Order, OrderCounts, OrderStatus, PayOutcome, Payment, Refund,
+    RefundReason,
+};
 use crate::queue::memory::MemoryQueue;
+use crate::queue::Event;
 use crate::red_packet::Packet;
 use crate::signin::{Month, SigninRecord};
 
@@ -33,6 +38,14 @@ struct Live {
     seqs: Vec<u64>,
     users: HashMap<String, UserRecord>,
     packets: VecDeque<Packet>,
+    /// The payment window, ms (0: claims are final), and the orders by claim id.
+    window_ms: i64,
+    orders: HashMap<String, Order>,
+    /// The pending orders by when they are due: `(pay by ms, claim id)`.
+    deadlines: BTreeSet<(i64, String)>,
+    /// Payment ids recorded for refund, and the orders' counts.
+    refunds: HashSet<String>,
+    order_counts: OrderCounts,
 }
 
 /// A user's sign-in state: the day records and the month bitmaps (bit N = day N).
@@ -133,11 +146,155 @@ impl Live {
                 last: claim.clone(),
             },
         );
-        queue.push(ClaimEvent {
+        let pay_by_ms = (self.window_ms > 0).then(|| now_ms + self.window_ms);
+        if let Some(by) = pay_by_ms {
+            self.deadlines.insert((by, claim.id.clone()));
+            self.orders
+                .insert(claim.id.clone(), Order::pending(&claim, by));
+            self.order_counts.count(OrderStatus::Pending);
+        }
+        queue.push(Event::Claim(ClaimEvent {
             claim: claim.clone(),
             request_id: req.request_id,
-        });
+            pay_by_ms,
+        }));
         ClaimOutcome::Accepted(claim)
+    }
+
+    /// Closes a pending order in `status` (as `lua/order.lua` does): units back and the
+    /// hold released unless paid, the change queued.
+    fn close_order(
+        &mut self,
+        claim_id: &str,
+        status: OrderStatus,
+        now_ms: i64,
+        payment: Option<&str>,
+        queue: &MemoryQueue,
+    ) -> Order {
+        let Some(o) = self.orders.get_mut(claim_id) else {
+            unreachable!("close_order is called for a known order")
+        };
+        o.status = status;
+        o.closed_at_ms = Some(now_ms);
+        o.payment_id = payment.map(str::to_string);
+        let o = o.clone();
+        self.deadlines.remove(&(o.pay_by_ms, o.claim_id.clone()));
+        self.order_counts.pending_orders = self.order_counts.pending_orders.saturating_sub(1);
+        self.order_counts.count(status);
+        if status.restocks() {
+            self.counters.remaining += o.quantity;
+            self.counters.sold = self.counters.sold.saturating_sub(o.quantity);
+            if let Some(u) = self.users.get_mut(&o.user_id) {
+                u.held = u.held.saturating_sub(o.quantity);
+            }
+        }
+        queue.push(Event::Order(o.clone()));
+        o
+    }
+
+    /// Records `payment` for refund, once per payment id.
+    fn refund(
+        &mut self,
+        payment: &Payment,
+        campaign_id: u64,
+        reason: RefundReason,
+        now_ms: i64,
+        queue: &MemoryQueue,
+    ) {
+        if self.refunds.insert(payment.payment_id.clone()) {
+            self.order_counts.refunds_required += 1;
+            queue.push(Event::Refund(Refund {
+                payment_id: payment.payment_id.clone(),
+                claim_id: payment.claim_id.clone(),
+                campaign_id,
+                amount_cents: payment.amount_cents,
+                reason,
+                recorded_at_ms: now_ms,
+            }));
+        }
+    }
+
+    fn pay(
+        &mut self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+        queue: &MemoryQueue,
+    ) -> PayOutcome {
+        let Some(o) = self.orders.get(&payment.claim_id).cloned() else {
+            return PayOutcome::Unknown;
+        };
+        let expected = o.quantity.saturating_mul(price_cents);
+        if payment.amount_cents != expected {
+            return PayOutcome::WrongAmount(expected);
+        }
+        let pid = payment.payment_id.as_str();
+        let (order, reason) = match o.status {
+            OrderStatus::Pending if now_ms < o.pay_by_ms => {
+                return PayOutcome::Paid(self.close_order(
+                    &o.claim_id,
+                    OrderStatus::Paid,
+                    now_ms,
+                    Some(pid),
+                    queue,
+                ));
+            }
+            OrderStatus::Pending => (
+                self.close_order(&o.claim_id, OrderStatus::Expired, now_ms, None, queue),
+                RefundReason::OrderExpired,
+            ),
+            OrderStatus::Paid if o.payment_id.as_deref() == Some(pid) => {
+                return PayOutcome::Paid(o)
+            }
+            OrderStatus::Paid => (o, RefundReason::AlreadyPaid),
+            OrderStatus::Expired => (o, RefundReason::OrderExpired),
+            OrderStatus::Cancelled => (o, RefundReason::OrderCancelled),
+        };
+        self.refund(payment, campaign_id, reason, now_ms, queue);
+        PayOutcome::Lost(order, reason)
+    }
+
+    fn cancel(
+        &mut self,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+        queue: &MemoryQueue,
+    ) -> CancelOutcome {
+        let Some(o) = self.orders.get(claim_id).cloned() else {
+            return CancelOutcome::Unknown;
+        };
+        if o.user_id != user_id {
+            return CancelOutcome::Unknown;
+        }
+        if o.status != OrderStatus::Pending {
+            return CancelOutcome::Order(o);
+        }
+        let status = if now_ms < o.pay_by_ms {
+            OrderStatus::Cancelled
+        } else {
+            OrderStatus::Expired
+        };
+        CancelOutcome::Order(self.close_order(claim_id, status, now_ms, None, queue))
+    }
+
+    fn expire_due(&mut self, now_ms: i64, limit: usize, queue: &MemoryQueue) -> Expired {
+        let due: Vec<String> = self
+            .deadlines
+            .iter()
+            .take_while(|(by, _)| *by <= now_ms)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let restocked = self.counters.remaining == 0 && !due.is_empty();
+        for id in &due {
+            self.close_order(id, OrderStatus::Expired, now_ms, None, queue);
+        }
+        Expired {
+            orders: due.len() as u64,
+            restocked,
+        }
     }
 }
 
@@ -161,6 +318,20 @@ impl Store for MemoryStore {
                 .map(|u| (u.last.user_id.clone(), u.clone()))
                 .collect(),
             packets: state.packets.iter().copied().collect(),
+            window_ms: c.payment_window_ms(),
+            orders: state
+                .orders
+                .iter()
+                .map(|o| (o.claim_id.clone(), o.clone()))
+                .collect(),
+            deadlines: state
+                .orders
+                .iter()
+                .filter(|o| o.status == OrderStatus::Pending)
+                .map(|o| (o.pay_by_ms, o.claim_id.clone()))
+                .collect(),
+            refunds: HashSet::new(),
+            order_counts: state.order_counts,
         };
         self.campaigns
             .write()
@@ -273,5 +444,54 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn pay(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+    ) -> Result<PayOutcome> {
+        let live = self
+            .get(campaign_id)
+            .ok_or(EngineError::StateMissing(campaign_id))?;
+        let mut live = live.lock();
+        Ok(live.pay(campaign_id, now_ms, payment, price_cents, &self.queue))
+    }
+
+    async fn cancel(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+    ) -> Result<CancelOutcome> {
+        let live = self
+            .get(campaign_id)
+            .ok_or(EngineError::StateMissing(campaign_id))?;
+        let mut live = live.lock();
+        Ok(live.cancel(now_ms, claim_id, user_id, &self.queue))
+    }
+
+    async fn expire_due(&self, campaign_id: u64, now_ms: i64, limit: usize) -> Result<Expired> {
+        let Some(live) = self.get(campaign_id) else {
+            return Ok(Expired::default());
+        };
+        let mut live = live.lock();
+        Ok(live.expire_due(now_ms, limit, &self.queue))
+    }
+
+    async fn order(&self, campaign_id: u64, claim_id: &str) -> Result<Option<Order>> {
+        Ok(self
+            .get(campaign_id)
+            .and_then(|l| l.lock().orders.get(claim_id).cloned()))
+    }
+
+    async fn snapshot(&self, campaign_id: u64) -> Result<Option<(LiveCounters, OrderCounts)>> {
+        Ok(self.get(campaign_id).map(|l| {
+            let l = l.lock();
+            (l.counters, l.order_counts)
+        }))
     }
 }

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 mod redis_buckets;
+mod redis_orders;
 pub mod timed;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 use crate::campaign::{Campaign, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::Result;
+use crate::order::{CancelOutcome, Expired, Order, OrderCounts, PayOutcome, Payment};
 use crate::red_packet::Packet;
 use crate::signin::{Month, SigninRecord};
 
@@ -66,6 +68,10 @@ pub struct LiveState {
     pub users: Vec<UserRecord>,
     /// Red packet: the packets not yet claimed, in the order they will be handed out.
     pub packets: Vec<Packet>,
+    /// With a payment window: every order, in whatever state (the store answers a
+    /// repeated payment or cancel from a closed one), and their counts.
+    pub orders: Vec<Order>,
+    pub order_counts: OrderCounts,
 }
 
 #[async_trait]
@@ -118,6 +124,50 @@ pub trait Store: Send + Sync + 'static {
     async fn lock_rebuild(&self, campaign_id: u64, ttl: std::time::Duration) -> Result<bool>;
 
     async fn unlock_rebuild(&self, campaign_id: u64) -> Result<()>;
+
+    /// A payment of an order, decided in one atomic step with cancel and expiry (see
+    /// [`crate::order`]): pays a pending order within its window; a payment that comes
+    /// after the order ended (or after another payment paid it) is recorded for refund.
+    /// `price_cents` is the campaign's unit price. `StateMissing` when the store holds
+    /// no live state for the campaign.
+    async fn pay(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+    ) -> Result<PayOutcome>;
+
+    /// The user cancels their pending order: its units go back to stock, their hold is
+    /// released, at once. A cancel past `pay_by` finds the order expired (and expires it).
+    async fn cancel(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+    ) -> Result<CancelOutcome>;
+
+    /// Expires up to `limit` of the campaign's orders unpaid at `now_ms`, each once
+    /// whoever runs it and however often.
+    async fn expire_due(&self, campaign_id: u64, now_ms: i64, limit: usize) -> Result<Expired>;
+
+    /// The order of a claim, if its campaign has a payment window.
+    async fn order(&self, campaign_id: u64, claim_id: &str) -> Result<Option<Order>>;
+
+    /// The campaign's live counters and its orders by state, read together (one read of
+    /// each bucket): units sold = paid + pending units holds within one snapshot.
+    /// `None` when the store holds no state for the campaign.
+    async fn snapshot(&self, campaign_id: u64) -> Result<Option<(LiveCounters, OrderCounts)>>;
+
+    /// The campaign's orders by state (zero without a payment window or live state).
+    async fn order_counts(&self, campaign_id: u64) -> Result<OrderCounts> {
+        Ok(self
+            .snapshot(campaign_id)
+            .await?
+            .map(|(_, o)| o)
+            .unwrap_or_default())
+    }
 
     /// Answers when the store is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;

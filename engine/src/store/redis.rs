@@ -29,6 +29,7 @@ use crate::buckets::{home_bucket, split_state, BucketCounts, BucketPart};
 use crate::campaign::{Campaign, CampaignKind, LiveCounters};
 use crate::claim::{Claim, ClaimOutcome, ClaimRequest};
 use crate::error::{EngineError, Result};
+use crate::order::{CancelOutcome, Expired, Order, OrderCounts, OrderStatus, PayOutcome, Payment};
 use crate::redis_conn::{RedisConn, RedisTarget};
 use crate::signin::{Month, SigninRecord};
 
@@ -43,6 +44,8 @@ pub const LOAD_PACKETS_LUA: &str = include_str!("../../../lua/load_packets.lua")
 /// The bucket transfer scripts, embedded at build time.
 pub const TRANSFER_OUT_LUA: &str = include_str!("../../../lua/transfer_out.lua");
 pub const TRANSFER_IN_LUA: &str = include_str!("../../../lua/transfer_in.lua");
+/// The order script (pay, cancel, expire), embedded at build time.
+pub const ORDER_LUA: &str = include_str!("../../../lua/order.lua");
 
 /// How many hash entries one command of a load carries.
 const LOAD_CHUNK: usize = 10_000;
@@ -91,6 +94,7 @@ pub struct RedisStore {
     load_packets: Script,
     pub(super) transfer_out: Script,
     pub(super) transfer_in: Script,
+    pub(super) order: Script,
     /// Replicas that must confirm a claim batch (`WAIT`) before it is answered, and how
     /// long to wait for them; 0: answer at once.
     wait_replicas: u32,
@@ -108,6 +112,7 @@ impl RedisStore {
             load_packets: Script::new(LOAD_PACKETS_LUA),
             transfer_out: Script::new(TRANSFER_OUT_LUA),
             transfer_in: Script::new(TRANSFER_IN_LUA),
+            order: Script::new(ORDER_LUA),
             buckets: Arc::default(),
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
@@ -178,6 +183,9 @@ impl RedisStore {
             .del(&users_key)
             .del(&packets_key)
             .del(bk.transfers())
+            .del(bk.orders())
+            .del(bk.deadlines())
+            .del(bk.refunds())
             .query_async(&mut conn)
             .await?;
         // Numbered chunks under a fresh load id: a chunk re-sent after a lost reply is
@@ -198,6 +206,21 @@ impl RedisStore {
                 .collect();
             let _: () = conn.hset_multiple(&users_key, &items).await?;
         }
+        for chunk in part.orders.chunks(LOAD_CHUNK) {
+            let items: Vec<(String, String)> = chunk
+                .iter()
+                .map(|o| (o.claim_id.clone(), o.record()))
+                .collect();
+            let _: () = conn.hset_multiple(bk.orders(), &items).await?;
+            let due: Vec<(i64, &str)> = chunk
+                .iter()
+                .filter(|o| o.status == OrderStatus::Pending)
+                .map(|o| (o.pay_by_ms, o.claim_id.as_str()))
+                .collect();
+            if !due.is_empty() {
+                let _: () = conn.zadd_multiple(bk.deadlines(), &due).await?;
+            }
+        }
         let created: redis::RedisResult<()> = conn
             .xgroup_create_mkstream(&stream_key, keys::GROUP, "0")
             .await;
@@ -211,7 +234,8 @@ impl RedisStore {
             CampaignKind::FlashSale => "f",
             CampaignKind::RedPacket => "r",
         };
-        let fields: [(&str, String); 11] = [
+        let o = &part.order_counts;
+        let fields: [(&str, String); 17] = [
             ("gen", gen.to_string()),
             ("kind", kind.to_string()),
             ("limit", c.per_user_limit.to_string()),
@@ -223,6 +247,12 @@ impl RedisStore {
             ("sold", part.sold.to_string()),
             ("cents", part.cents.to_string()),
             ("buckets", buckets.to_string()),
+            ("window", c.payment_window_ms().to_string()),
+            ("pending", o.pending_orders.to_string()),
+            ("paid", o.paid_orders.to_string()),
+            ("expired", o.expired_orders.to_string()),
+            ("cancelled", o.cancelled_orders.to_string()),
+            ("refunds", o.refunds_required.to_string()),
         ];
         let _: () = conn.hset_multiple(&state_key, &fields).await?;
         Ok(())
@@ -230,32 +260,55 @@ impl RedisStore {
 
     /// One bucket's counters, `None` when it has no live state (or a rolled-back one).
     pub(super) async fn counters_of(&self, bk: &BucketKeys) -> Result<Option<LiveCounters>> {
+        Ok(self.snapshot_of(bk, false).await?.map(|(k, _)| k))
+    }
+
+    /// One bucket's counters and, with `orders`, its order counts, in one read.
+    pub(super) async fn snapshot_of(
+        &self,
+        bk: &BucketKeys,
+        orders: bool,
+    ) -> Result<Option<(LiveCounters, OrderCounts)>> {
         let mut conn = self.conn.clone();
+        let mut fields = vec![
+            "remaining",
+            "claims",
+            "sold",
+            "cents",
+            "ends",
+            "rolled_back",
+        ];
+        if orders {
+            fields.extend(["pending", "paid", "expired", "cancelled", "refunds"]);
+        }
         let v: Vec<Option<i64>> = redis::cmd("HMGET")
             .arg(bk.state())
-            .arg(&[
-                "remaining",
-                "claims",
-                "sold",
-                "cents",
-                "ends",
-                "rolled_back",
-            ])
+            .arg(&fields)
             .query_async(&mut conn)
             .await?;
         // A rolled-back state is as good as lost: it answers like a missing one, so reads
         // get 503 and the rebuild may replace it.
-        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends), None] = v[..]
+        let [Some(remaining), Some(claims), Some(sold), Some(cents), Some(ends), None, ..] = v[..]
         else {
             return Ok(None);
         };
-        Ok(Some(LiveCounters {
-            remaining: remaining as u64,
-            claims: claims as u64,
-            sold: sold as u64,
-            cents: cents as u64,
-            ends_at_ms: ends,
-        }))
+        let n = |i: usize| v.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
+        Ok(Some((
+            LiveCounters {
+                remaining: remaining as u64,
+                claims: claims as u64,
+                sold: sold.max(0) as u64,
+                cents: cents as u64,
+                ends_at_ms: ends,
+            },
+            OrderCounts {
+                pending_orders: n(6),
+                paid_orders: n(7),
+                expired_orders: n(8),
+                cancelled_orders: n(9),
+                refunds_required: n(10),
+            },
+        )))
     }
 
     /// Whether Redis (every master of a cluster) keeps an append-only file (`INFO
@@ -311,6 +364,8 @@ impl RedisStore {
             .key(bk.packets())
             .key(bk.stream())
             .key(bk.batch(batch_id))
+            .key(bk.orders())
+            .key(bk.deadlines())
             .arg(now_ms)
             .arg(campaign_id);
         let floor = self
@@ -607,6 +662,46 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let _: () = conn.del(keys::rebuild_lock(campaign_id)).await?;
         Ok(())
+    }
+
+    async fn pay(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+    ) -> Result<PayOutcome> {
+        self.pay_order(campaign_id, now_ms, payment, price_cents)
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+    ) -> Result<CancelOutcome> {
+        self.cancel_order(campaign_id, now_ms, claim_id, user_id)
+            .await
+    }
+
+    async fn expire_due(&self, campaign_id: u64, now_ms: i64, limit: usize) -> Result<Expired> {
+        self.expire_orders(campaign_id, now_ms, limit).await
+    }
+
+    async fn order(&self, campaign_id: u64, claim_id: &str) -> Result<Option<Order>> {
+        self.order_of(campaign_id, claim_id).await
+    }
+
+    async fn snapshot(&self, campaign_id: u64) -> Result<Option<(LiveCounters, OrderCounts)>> {
+        match self.buckets.of(&self.conn, campaign_id).await? {
+            1 => {
+                self.snapshot_of(&BucketKeys::campaign(campaign_id), true)
+                    .await
+            }
+            n => self.bucketed_snapshot(campaign_id, n).await,
+        }
     }
 
     async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {

@@ -11,9 +11,13 @@
 //!
 //! A crash after 1 strands the units in the record; after 2, only the record is left.
 //! Either way [`RedisStore::sweep_transfers`] finishes it: step 2 again (a no-op when H
-//! has the mark), then 3. Units are in exactly one of D's remaining, D's record or H's
-//! remaining at every moment, so nothing sells twice; nothing stays stranded longer
-//! than the sweeper's period.
+//! has the mark), then 3. Units can be sold from D's remaining or H's remaining, never
+//! from a record, and step 2 adds them to H at most once, so nothing sells twice;
+//! nothing stays stranded longer than the sweeper's period. Between steps 2 and 3 the
+//! units are both in H's remaining and in D's record, and the buckets are read one by
+//! one (they live on different nodes), so the summed counters
+//! ([`RedisStore::bucketed_counters`]) read during a transfer may be off by its units
+//! for that moment; they are exact whenever no transfer is under way.
 
 use std::future::Future;
 
@@ -26,6 +30,7 @@ use crate::buckets::by_bucket;
 use crate::campaign::LiveCounters;
 use crate::claim::{ClaimOutcome, ClaimRequest};
 use crate::error::Result;
+use crate::order::OrderCounts;
 use crate::redis_conn::RedisConn;
 
 /// How many times a bucket short of stock asks the others for more (and tries its
@@ -297,24 +302,46 @@ impl RedisStore {
         campaign_id: u64,
         buckets: u64,
     ) -> Result<Option<LiveCounters>> {
+        Ok(self
+            .bucketed_sums(campaign_id, buckets, false)
+            .await?
+            .map(|(k, _)| k))
+    }
+
+    /// [`RedisStore::bucketed_counters`] with the order counts, each bucket read once.
+    pub(super) async fn bucketed_snapshot(
+        &self,
+        campaign_id: u64,
+        buckets: u64,
+    ) -> Result<Option<(LiveCounters, OrderCounts)>> {
+        self.bucketed_sums(campaign_id, buckets, true).await
+    }
+
+    async fn bucketed_sums(
+        &self,
+        campaign_id: u64,
+        buckets: u64,
+        orders: bool,
+    ) -> Result<Option<(LiveCounters, OrderCounts)>> {
         let parts = try_join_all((0..buckets).map(|b| async move {
             let bk = BucketKeys::new(campaign_id, b, buckets);
-            let counters = self.counters_of(&bk).await?;
+            let snapshot = self.snapshot_of(&bk, orders).await?;
             let pending: Vec<String> = self.conn.clone().hvals(bk.transfers()).await?;
             let in_transit: u64 = pending
                 .iter()
                 .filter_map(|r| Transfer::parse(r))
                 .map(|t| t.units)
                 .sum();
-            Ok::<_, crate::error::EngineError>(counters.map(|k| (k, in_transit)))
+            Ok::<_, crate::error::EngineError>(snapshot.map(|s| (s, in_transit)))
         }))
         .await?;
         let mut total = LiveCounters {
             ends_at_ms: i64::MAX,
             ..LiveCounters::default()
         };
+        let mut counts = OrderCounts::default();
         for part in parts {
-            let Some((k, in_transit)) = part else {
+            let Some(((k, o), in_transit)) = part else {
                 return Ok(None);
             };
             total.remaining += k.remaining + in_transit;
@@ -322,7 +349,8 @@ impl RedisStore {
             total.sold += k.sold;
             total.cents += k.cents;
             total.ends_at_ms = total.ends_at_ms.min(k.ends_at_ms);
+            counts.add(&o);
         }
-        Ok(Some(total))
+        Ok(Some((total, counts)))
     }
 }

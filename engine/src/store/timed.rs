@@ -11,6 +11,7 @@ use super::{LiveState, SigninMark, Store, UserRecord};
 use crate::campaign::LiveCounters;
 use crate::claim::{ClaimOutcome, ClaimRequest};
 use crate::error::Result;
+use crate::order::{CancelOutcome, Expired, Order, OrderCounts, PayOutcome, Payment};
 use crate::signin::{Month, SigninRecord};
 use crate::telemetry::Timings;
 
@@ -30,6 +31,11 @@ const OPS: &[&str] = &[
     "unlock_rebuild",
     "ping",
     "sweep",
+    "pay",
+    "cancel",
+    "expire_due",
+    "order",
+    "snapshot",
 ];
 
 pub struct TimedStore {
@@ -126,5 +132,46 @@ impl Store for TimedStore {
     async fn sweep(&self, campaign_id: u64, now_ms: i64) -> Result<u64> {
         let _t = self.timings.start("sweep");
         self.inner.sweep(campaign_id, now_ms).await
+    }
+
+    async fn pay(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        payment: &Payment,
+        price_cents: u64,
+    ) -> Result<PayOutcome> {
+        let _t = self.timings.start("pay");
+        self.inner
+            .pay(campaign_id, now_ms, payment, price_cents)
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        campaign_id: u64,
+        now_ms: i64,
+        claim_id: &str,
+        user_id: &str,
+    ) -> Result<CancelOutcome> {
+        let _t = self.timings.start("cancel");
+        self.inner
+            .cancel(campaign_id, now_ms, claim_id, user_id)
+            .await
+    }
+
+    async fn expire_due(&self, campaign_id: u64, now_ms: i64, limit: usize) -> Result<Expired> {
+        let _t = self.timings.start("expire_due");
+        self.inner.expire_due(campaign_id, now_ms, limit).await
+    }
+
+    async fn order(&self, campaign_id: u64, claim_id: &str) -> Result<Option<Order>> {
+        let _t = self.timings.start("order");
+        self.inner.order(campaign_id, claim_id).await
+    }
+
+    async fn snapshot(&self, campaign_id: u64) -> Result<Option<(LiveCounters, OrderCounts)>> {
+        let _t = self.timings.start("snapshot");
+        self.inner.snapshot(campaign_id).await
     }
 }

@@ -1,6 +1,6 @@
 //! Test support shared by every crate's tests (feature `testkit`): a `redis-server` of
-//! the test's own on a free port, a fresh PostgreSQL database per test, dropped
-//! afterwards, a throwaway Redis Cluster ([`TestCluster`]), and a [`CutProxy`] to cut
+//! the test's own on a free port, a fresh PostgreSQL or MySQL/MariaDB database per
+//! test, dropped afterwards, a throwaway Redis Cluster ([`TestCluster`]), and a [`CutProxy`] to cut
 //! either off. Tests never flush or reconfigure
 //! the shared instances.
 
@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 pub fn pg_admin_url() -> String {
     std::env::var("STAMPEDE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// MySQL or MariaDB to create test databases on; `STAMPEDE_TEST_MYSQL` overrides it.
+pub fn mysql_admin_url() -> String {
+    std::env::var("STAMPEDE_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
 /// A free TCP port on loopback (bound, then released for the caller to use).
@@ -171,25 +176,71 @@ impl TestPg {
 
 impl Drop for TestPg {
     fn drop(&mut self) {
-        // Drop runs outside async context: a plain thread with its own runtime.
         let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    if let Ok(pool) = sqlx::PgPool::connect(&format!("{admin}/postgres")).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&pool)
-                                .await;
-                        pool.close().await;
-                    }
-                });
+        on_own_runtime(async move {
+            if let Ok(pool) = sqlx::PgPool::connect(&format!("{admin}/postgres")).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+                pool.close().await;
             }
-        })
-        .join();
+        });
+    }
+}
+
+/// Runs `work` to its end on a runtime of its own in a plain thread: a guard's `Drop`
+/// runs outside async context (or inside a runtime it must not block).
+fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
+}
+
+/// A fresh MySQL/MariaDB database with a random name, dropped with this guard.
+pub struct TestMysql {
+    pub name: String,
+    admin: String,
+}
+
+impl TestMysql {
+    pub async fn create() -> TestMysql {
+        let admin = mysql_admin_url();
+        let name = format!("stampede_test_{}", unique_suffix());
+        let pool = sqlx::MySqlPool::connect(&admin)
+            .await
+            .expect("MySQL/MariaDB reachable (.ci/run installs and starts MariaDB)");
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+        pool.close().await;
+        TestMysql { name, admin }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.admin, self.name)
+    }
+}
+
+impl Drop for TestMysql {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        on_own_runtime(async move {
+            if let Ok(pool) = sqlx::MySqlPool::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&pool)
+                    .await;
+                pool.close().await;
+            }
+        });
     }
 }
 

@@ -180,6 +180,12 @@ fn encode(out: &mut Vec<u8>, call: &Call<'_>, host: &HeaderValue) {
         out.extend_from_slice(b"\r\nauthorization: ");
         out.extend_from_slice(auth.as_bytes());
     }
+    for (name, value) in call.headers {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
     let has_body = !call.body.is_empty();
     if has_body {
         out.extend_from_slice(b"\r\ncontent-type: application/json");
@@ -330,6 +336,7 @@ mod tests {
             method: &Method::POST,
             uri: &uri,
             auth: Some(&auth),
+            headers: &[],
             body: &body,
         };
         encode(&mut out, &call, &HeaderValue::from_static("h:1"));
@@ -341,6 +348,30 @@ mod tests {
     }
 
     #[test]
+    fn extra_headers_go_between_the_credentials_and_the_body() {
+        let mut out = Vec::new();
+        let uri: Uri = "/v1/payments/notify".parse().expect("uri");
+        let body = Bytes::from_static(b"{}");
+        let headers = [(
+            hyper::header::HeaderName::from_static("stampede-signature"),
+            HeaderValue::from_static("t=1,v1=ab"),
+        )];
+        let call = Call {
+            method: &Method::POST,
+            uri: &uri,
+            auth: None,
+            headers: &headers,
+            body: &body,
+        };
+        encode(&mut out, &call, &HeaderValue::from_static("h"));
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "POST /v1/payments/notify HTTP/1.1\r\nhost: h\r\nstampede-signature: t=1,v1=ab\r\n\
+             content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        );
+    }
+
+    #[test]
     fn a_bodiless_post_still_sends_a_zero_length() {
         let mut out = Vec::new();
         let uri: Uri = "/v1/signin".parse().expect("uri");
@@ -348,6 +379,7 @@ mod tests {
             method: &Method::POST,
             uri: &uri,
             auth: None,
+            headers: &[],
             body: &Bytes::new(),
         };
         encode(&mut out, &call, &HeaderValue::from_static("h"));
@@ -443,6 +475,7 @@ mod tests {
             method: &Method::GET,
             uri: &uri,
             auth: None,
+            headers: &[],
             body: &empty,
         };
         let mut got = Vec::new();
@@ -475,6 +508,7 @@ mod tests {
             method: &Method::GET,
             uri: &uri,
             auth: None,
+            headers: &[],
             body: &empty,
         };
         let result = conn.exchange(&call, &HeaderValue::from_static("x")).await;

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use clap::ValueEnum;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -142,6 +142,9 @@ pub struct Call<'a> {
     pub uri: &'a Uri,
     /// `Bearer ...`, or none for public routes.
     pub auth: Option<&'a HeaderValue>,
+    /// Any other request headers (the payment provider's `Stampede-Signature`); empty on
+    /// the crowd's requests.
+    pub headers: &'a [(HeaderName, HeaderValue)],
     /// Empty means no body and no content type; a non-empty body is JSON.
     pub body: &'a Bytes,
 }
@@ -156,6 +159,9 @@ impl Call<'_> {
         headers.insert(HOST, host.clone());
         if let Some(auth) = self.auth {
             headers.insert(AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in self.headers {
+            headers.insert(name.clone(), value.clone());
         }
         if !self.body.is_empty() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -199,6 +205,7 @@ pub struct Prepared {
     pub method: Method,
     pub uri: Uri,
     pub auth: Option<HeaderValue>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -208,6 +215,7 @@ impl Prepared {
             method: &self.method,
             uri: &self.uri,
             auth: self.auth.as_ref(),
+            headers: &self.headers,
             body: &self.body,
         }
     }

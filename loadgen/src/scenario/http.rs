@@ -47,6 +47,7 @@ impl Workload for Get {
             method: &self.method,
             uri: &self.uri,
             auth: None,
+            headers: &[],
             body: &self.body,
         })
     }

@@ -1,13 +1,18 @@
 //! The scenarios, one file each, and the flags they share.
 //!
 //! - [`flash`] and [`red_packet`]: create a campaign, fire the crowd at it, audit
-//!   (the shared flow is in [`campaign`]);
+//!   (the shared flow is in [`campaign`]); a flash sale with a payment window goes on
+//!   with its orders ([`orders`]);
+//! - [`events`]: a flash sale whose crowd reports behaviour events before claiming, and
+//!   the funnel's audit (also `flash --with-events`);
 //! - [`signin`]: the morning sign-in rush;
 //! - [`http`]: plain GET load on any URL.
 
 pub mod campaign;
+pub mod events;
 pub mod flash;
 pub mod http;
+pub mod orders;
 pub mod red_packet;
 pub mod signin;
 
@@ -20,7 +25,7 @@ use crate::client::ClientKind;
 use crate::driver::Arrival;
 use crate::error::{Error, Result};
 
-/// The engine's default listen address (shared/api.md, `STAMPEDE_LISTEN`).
+/// The engine's default listen address (`docs/api.md`, `STAMPEDE_LISTEN`).
 pub const DEFAULT_TARGET: &str = "http://127.0.0.1:8080";
 
 /// Connections for a crowd: enough that a burst really is simultaneous.

@@ -71,6 +71,7 @@ pub async fn run(args: &RedPacketArgs) -> Result<Report> {
             total_cents: args.total_cents,
             min_cents: args.min_cents,
         },
+        events: None,
     };
     campaign::run(&args.common, &args.crowd, args.drain_timeout, plan).await
 }

@@ -53,6 +53,7 @@ impl Workload for SigninCrowd {
             method: &self.method,
             uri: &self.uri,
             auth: Some(self.auth.get(user)?),
+            headers: &[],
             body: &self.body,
         })
     }
