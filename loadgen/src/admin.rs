@@ -168,16 +168,17 @@ impl Admin {
     }
 
     /// Polls the campaign's funnel, over a window covering everything since `since` (the
-    /// campaign's creation), until `settled` holds for its sums or `timeout` passes. The
-    /// engine may count late (a flush a second, or only once its workers wrote the
-    /// events), so one read is never the answer. Returns the last sums and how they were
-    /// read.
+    /// campaign's creation), until `settled` holds for its sums, `overshot` says they can
+    /// never settle, or `timeout` passes. The engine may count late (a flush a second, or
+    /// only once its workers wrote the events), so one read that falls short is never
+    /// the answer. Returns the last sums and how they were read.
     pub async fn wait_for_funnel(
         &mut self,
         campaign: u64,
         since: Instant,
         timeout: Duration,
         settled: impl Fn(&BTreeMap<String, u64>) -> bool,
+        overshot: impl Fn(&BTreeMap<String, u64>) -> bool,
     ) -> Result<(BTreeMap<String, u64>, FunnelRead)> {
         let deadline = Instant::now() + timeout;
         let mut read = FunnelRead::default();
@@ -187,6 +188,10 @@ impl Admin {
             read.polls += 1;
             if settled(&sums) {
                 read.settled = true;
+                return Ok((sums, read));
+            }
+            if overshot(&sums) {
+                read.overshot = true;
                 return Ok((sums, read));
             }
             if Instant::now() + DRAIN_POLL > deadline {

@@ -171,11 +171,21 @@ async fn a_funnel_that_counts_a_refused_batch_fails_the_audit() {
         ..Faults::default()
     })
     .await;
-    let report = events::run(&args(&target)).await.expect("run");
+    // A minute to settle, which it never would: the counts only grow, so the audit stops
+    // at the first read past them (the mock's second: its first reports before counting).
+    let mut a = args(&target);
+    a.drain_timeout = Duration::from_secs(60);
+    let report = events::run(&a).await.expect("run");
     let f = claims_audit(&report).funnel.as_ref().expect("funnel audit");
-    assert!(!f.passed);
+    assert!(!f.passed && !f.settled);
     let over = |k: &str| f.keys[k].seen > f.keys[k].expected;
     assert!(over("view") || over("add_to_cart"), "{f:?}");
+    assert_eq!(f.polls, 2, "stopped at the read that overshot: {f:?}");
+    assert!(
+        f.violations.iter().all(|v| !v.contains("in time")),
+        "{:?}",
+        f.violations
+    );
 }
 
 /// Runs the real binary; returns its exit code, stdout and stderr.

@@ -197,7 +197,8 @@ pub async fn run(
 }
 
 /// Polls the campaign's funnel (over every minute since `created`) until it shows what
-/// the events phase and the claims did, for at most `timeout`, and audits the last read.
+/// the events phase and the claims did, or counts more than they did, for at most
+/// `timeout`, and audits the last read.
 /// A funnel that cannot be read fails the audit, not the run.
 pub async fn audit_events_funnel(
     admin: &mut Admin,
@@ -209,9 +210,13 @@ pub async fn audit_events_funnel(
 ) -> FunnelAudit {
     let want = funnel::expected(&events::type_sent(phase), claims);
     let read = admin
-        .wait_for_funnel(campaign, created, timeout, |seen| {
-            funnel::settled(&want, seen)
-        })
+        .wait_for_funnel(
+            campaign,
+            created,
+            timeout,
+            |seen| funnel::settled(&want, seen),
+            |seen| funnel::overshot(&want, seen),
+        )
         .await;
     match read {
         Ok((seen, read)) => audit_funnel(&want, &seen, read, phase.malformed),
