@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -21,9 +21,14 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// byte of it is read (else a client declaring a large body and sending nothing holds
 /// the request open until it gives up).
 pub fn declared_too_large(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+    headers.get(CONTENT_LENGTH).is_some_and(too_large)
+}
+
+/// Whether a `Content-Length` value declares more than [`MAX_BODY_BYTES`].
+fn too_large(length: &HeaderValue) -> bool {
+    length
+        .to_str()
+        .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
 }
@@ -163,11 +168,18 @@ impl FromRequestParts<AppState> for ClientIp {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        let forwarded = parts
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok());
-        Ok(ClientIp(peer.map(|p| state.proxies.client(p, forwarded))))
+        // The header is read only from a trusted proxy (anyone else's is ignored), so
+        // the common request, straight from its client, does not look it up.
+        Ok(ClientIp(peer.map(|p| {
+            if !state.proxies.trusts(p) {
+                return p;
+            }
+            let forwarded = parts
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok());
+            state.proxies.client(p, forwarded)
+        })))
     }
 }
 
@@ -343,19 +355,17 @@ impl FromRequest<AppState> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if declared_too_large(req.headers()) {
+        let length = req.headers().get(CONTENT_LENGTH);
+        if length.is_some_and(too_large) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let json_type = json_type(req.headers());
         // A declared body is read within BODY_READ_TIMEOUT: the claim route runs outside
         // the per-request timer, and a client that declares a body and sends it slowly
         // (or never) must not hold its connection and task forever. No body declared,
         // no timer: the common bodiless claim pays nothing.
-        let declared = req.headers().contains_key(TRANSFER_ENCODING)
-            || req
-                .headers()
-                .get(CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
+        let declared = length.is_some_and(|v| v.as_bytes() != b"0")
+            || req.headers().contains_key(TRANSFER_ENCODING);
+        let json_type = json_type(req.headers());
         let read = Bytes::from_request(req, state);
         let read = if declared {
             tokio::time::timeout(BODY_READ_TIMEOUT, read)
