@@ -29,11 +29,16 @@ bench_pids+=("$!")
 # 4,000 users x a limit of 1,000: every request in the run is accepted.
 mint_tokens $(seq -f 'user%.0f' 0 3999) >"$work/tokens.txt"
 token_script POST "/v1/campaigns/$stampede_campaign/claims" >"$work/stampede.lua"
-cat >"$work/plain.lua" <<'LUA'
+# Like with like: the same request shape as the measured route (the next user's bearer
+# token on every request), the user named in the path, which the plain handler reads
+# instead of verifying the token.
+cat >"$work/plain.lua" <<LUA
+tokens = {}
+for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
 i = 0
 request = function()
-  i = i % 4000 + 1
-  return wrk.format("POST", "/claim/user" .. i)
+  i = i % #tokens + 1
+  return wrk.format("POST", "/claim/user" .. (i - 1), {["Authorization"] = "Bearer " .. tokens[i]})
 end
 LUA
 sleep 0.5
