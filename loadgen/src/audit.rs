@@ -453,17 +453,22 @@ mod tests {
         vec![claim("c1", "u1"), claim("c2", "u2"), claim("c3", "u3")]
     }
 
-    #[test]
-    fn a_clean_flash_sale_passes() {
+    /// The audit of [`clean_flash`], fully drained and every claim answered.
+    fn clean_flash_audit() -> ClaimsAudit {
         let export = clean_flash();
-        let audit = audit_claims(
+        audit_claims(
             CAMPAIGN,
             &FLASH,
             &seen(&export),
             &stats_for(&export),
             &export,
             true,
-        );
+        )
+    }
+
+    #[test]
+    fn a_clean_flash_sale_passes() {
+        let audit = clean_flash_audit();
         assert!(audit.passed, "{:?}", audit.violations);
         assert_eq!((audit.accepted, audit.persisted, audit.taken), (3, 3, 3));
         assert_eq!(
@@ -501,15 +506,7 @@ mod tests {
 
     #[test]
     fn the_order_audit_joins_the_verdict() {
-        let export = clean_flash();
-        let audit = audit_claims(
-            CAMPAIGN,
-            &FLASH,
-            &seen(&export),
-            &stats_for(&export),
-            &export,
-            true,
-        );
+        let audit = clean_flash_audit();
         let clean = audit.clone().with_orders(OrdersAudit::default(), vec![]);
         assert!(clean.passed);
         let broken = audit.with_orders(OrdersAudit::default(), vec!["oversold".into()]);
@@ -521,15 +518,7 @@ mod tests {
 
     #[test]
     fn the_funnel_audit_joins_the_verdict() {
-        let export = clean_flash();
-        let audit = audit_claims(
-            CAMPAIGN,
-            &FLASH,
-            &seen(&export),
-            &stats_for(&export),
-            &export,
-            true,
-        );
+        let audit = clean_flash_audit();
         assert!(serde_json::to_value(&audit)
             .expect("json")
             .get("funnel")
