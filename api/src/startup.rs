@@ -186,7 +186,7 @@ fn serve_worker_metrics(listener: tokio::net::TcpListener, shutdown: Cancellatio
     let app = axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(|| async { telemetry::metrics_handle().render() }),
+            axum::routing::get(|| async { telemetry::render(&telemetry::metrics_handle()) }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     tokio::spawn(async move {

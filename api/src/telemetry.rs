@@ -1,9 +1,10 @@
 //! Logs (tracing with `RUST_LOG`-style filters, as text or JSON lines) and the
 //! process-wide Prometheus recorder behind `/metrics`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use stampede_engine::striped::{StripedCounter, StripedHistogram};
 
 use crate::config::LogFormat;
 
@@ -76,11 +77,20 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// This process's metrics as Prometheus text, with every count made before the call:
+/// the hot path's per-thread counts (`stampede_engine::striped`) are moved into the
+/// recorder first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    stampede_engine::striped::flush_metrics();
+    handle.render()
+}
+
 /// The claim path's metric handles, registered once: looking a labelled series up in
 /// the registry on every claim costs a hash of its key and labels.
 pub struct ClaimMetrics {
-    outcomes: Vec<(&'static str, metrics::Counter)>,
-    duration: metrics::Histogram,
+    /// Counted per thread, as is the histogram (see `stampede_engine::striped`).
+    outcomes: Vec<(&'static str, Arc<StripedCounter>)>,
+    duration: Arc<StripedHistogram>,
 }
 
 /// Every `outcome` label of `stampede_claims_total` (contract: "Administration and operations").
@@ -115,11 +125,13 @@ pub fn claim_metrics() -> &'static ClaimMetrics {
                 .map(|&o| {
                     (
                         o,
-                        metrics::counter!("stampede_claims_total", "outcome" => o),
+                        StripedCounter::new(
+                            metrics::counter!("stampede_claims_total", "outcome" => o),
+                        ),
                     )
                 })
                 .collect(),
-            duration: metrics::histogram!("stampede_claim_duration_seconds"),
+            duration: StripedHistogram::new(metrics::histogram!("stampede_claim_duration_seconds")),
         }
     })
 }

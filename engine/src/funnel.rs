@@ -16,7 +16,9 @@
 //!
 //! The stages are counted on the claim path, which must stay cheap: one read-locked map
 //! lookup and two relaxed atomic operations, no allocation and no await (a campaign's
-//! first count allocates its ring). Each campaign has a ring of [`RING`] minute slots,
+//! first count on a thread allocates its ring). Each thread counts into maps of its
+//! own (`crate::striped::PerThread`), so the runtime's workers do not bounce each
+//! other's cache lines; a flush takes every thread's. Each campaign has a ring of [`RING`] minute slots,
 //! slot `minute % RING`, tagged with its minute; a count raises the tag to its minute
 //! (`fetch_max`) and adds. The flusher swaps the slots' counts to zero and books them
 //! on the tag it reads after the swap: a slot is reused only [`RING`] minutes after its
@@ -39,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Result;
 use crate::redis_conn::RedisConn;
 use crate::store::keys;
+use crate::striped::PerThread;
 
 /// How often each process adds its counts to the shared totals.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -113,7 +116,10 @@ type Deltas = HashMap<u64, BTreeMap<(i64, String), u64>>;
 
 pub struct Funnel {
     /// Campaign id -> its ring of the engine's stages.
-    rings: RwLock<HashMap<u64, Ring, foldhash::fast::RandomState>>,
+    /// Kept per thread (each its own map of rings), so that two threads counting the
+    /// same campaign do not write the same cache lines (`crate::striped`); a flush
+    /// takes every thread's.
+    rings: PerThread<RwLock<HashMap<u64, Ring, foldhash::fast::RandomState>>>,
     /// The counts of a failed flush, for the next one.
     pending: Mutex<Deltas>,
     totals: Totals,
@@ -137,7 +143,7 @@ impl Funnel {
 
     fn with_totals(totals: Totals) -> Self {
         Funnel {
-            rings: RwLock::new(HashMap::default()),
+            rings: PerThread::default(),
             pending: Mutex::new(HashMap::new()),
             totals,
             flushes: AtomicU64::new(0),
@@ -152,11 +158,12 @@ impl Funnel {
     /// [`Funnel::count`] at `now_ms`.
     pub fn count_at(&self, campaign_id: u64, stage: Stage, now_ms: i64) {
         let minute = minute_of(now_ms);
-        if let Some(ring) = self.rings.read().get(&campaign_id) {
+        let rings = self.rings.local();
+        if let Some(ring) = rings.read().get(&campaign_id) {
             ring.add(minute, stage);
             return;
         }
-        self.rings
+        rings
             .write()
             .entry(campaign_id)
             .or_default()
@@ -170,10 +177,9 @@ impl Funnel {
             .flushes
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY);
-        let mut idle = Vec::new();
-        {
-            let rings = self.rings.read();
-            for (id, ring) in rings.iter() {
+        for rings in self.rings.iter() {
+            let mut idle = Vec::new();
+            for (id, ring) in rings.read().iter() {
                 let mut used = false;
                 for slot in &ring.slots {
                     let counts: [u64; STAGES.len()] =
@@ -191,18 +197,19 @@ impl Funnel {
                     idle.push(*id);
                 }
             }
-        }
-        if !idle.is_empty() {
-            let mut rings = self.rings.write();
-            for id in idle {
-                // Counted since the read above: flushed next time, not pruned.
-                if let Some(ring) = rings.get(&id) {
-                    let quiet = ring.slots.iter().all(|s| {
-                        s.counts.iter().all(|c| c.load(Ordering::Relaxed) == 0)
-                            && s.minute.load(Ordering::Relaxed) < minute_of(now_ms) - RING as i64
-                    });
-                    if quiet {
-                        rings.remove(&id);
+            if !idle.is_empty() {
+                let mut rings = rings.write();
+                for id in idle {
+                    // Counted since the read above: flushed next time, not pruned.
+                    if let Some(ring) = rings.get(&id) {
+                        let quiet = ring.slots.iter().all(|s| {
+                            s.counts.iter().all(|c| c.load(Ordering::Relaxed) == 0)
+                                && s.minute.load(Ordering::Relaxed)
+                                    < minute_of(now_ms) - RING as i64
+                        });
+                        if quiet {
+                            rings.remove(&id);
+                        }
                     }
                 }
             }
@@ -502,15 +509,38 @@ mod tests {
     }
 
     #[test]
+    fn counts_from_many_threads_are_all_taken() {
+        let T = t0();
+        let f = Arc::new(Funnel::in_memory());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        f.count_at(3, Stage::Claim, T + i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let d = f.take(T);
+        assert_eq!(d[&3][&(minute_of(T), "claim".to_string())], 2_000);
+        assert!(f.take(T).is_empty(), "taken once");
+    }
+
+    #[test]
     fn counting_a_stage_allocates_only_for_a_new_campaign() {
         let T = t0();
         let f = Funnel::in_memory();
         f.count_at(9, Stage::Claim, T);
-        let before = f.rings.read().len();
+        let rings = || f.rings.iter().map(|r| r.read().len()).sum::<usize>();
+        let before = rings();
         for i in 0..1_000 {
             f.count_at(9, Stage::Accepted, T + i);
         }
-        assert_eq!(f.rings.read().len(), before);
+        assert_eq!(rings(), before);
         let d = f.take(T);
         assert_eq!(d[&9][&(minute_of(T), "accepted".to_string())], 1_000);
         assert_eq!(d[&9][&(minute_of(T), "claim".to_string())], 1);

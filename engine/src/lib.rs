@@ -13,7 +13,8 @@
 //! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
-//! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles),
+//! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles) and
+//! [`striped`] (the hot path's counts, kept per thread),
 //! [`request_id`] (the id that ties a request's logs to its claim's); for reads and
 //! failures, [`live_cache`] (the hot read cache) and [`circuit_breaker`] (a dead store
 //! fails fast); for audits, [`reconcile`] (the store's counters against the database);
@@ -48,6 +49,7 @@ pub mod signals;
 pub mod signin;
 pub mod sold_out;
 pub mod store;
+pub mod striped;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -8,11 +8,15 @@
 //! - [`Timings`]: a latency histogram per operation, such as
 //!   `stampede_store_duration_seconds{op}` and `stampede_db_duration_seconds{op}`.
 //! - [`CacheStats`]: `stampede_cache_requests_total{cache, result="hit"|"miss"}`, whose
-//!   ratio is the cache's hit ratio.
+//!   ratio is the cache's hit ratio. Counted per thread ([`crate::striped`]): a cache
+//!   lookup is on every claim and read.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use metrics::{Counter, Histogram};
+use metrics::Histogram;
+
+use crate::striped::StripedCounter;
 
 /// One histogram series per operation of a component.
 pub struct Timings {
@@ -57,8 +61,8 @@ impl Drop for Timed<'_> {
 
 /// Hits and misses of one in-process cache.
 pub struct CacheStats {
-    hit: Counter,
-    miss: Counter,
+    hit: Arc<StripedCounter>,
+    miss: Arc<StripedCounter>,
 }
 
 impl CacheStats {
@@ -66,8 +70,10 @@ impl CacheStats {
     pub fn new(cache: &'static str) -> Self {
         const NAME: &str = "stampede_cache_requests_total";
         CacheStats {
-            hit: metrics::counter!(NAME, "cache" => cache, "result" => "hit"),
-            miss: metrics::counter!(NAME, "cache" => cache, "result" => "miss"),
+            hit: StripedCounter::new(metrics::counter!(NAME, "cache" => cache, "result" => "hit")),
+            miss: StripedCounter::new(
+                metrics::counter!(NAME, "cache" => cache, "result" => "miss"),
+            ),
         }
     }
 

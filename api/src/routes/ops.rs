@@ -68,7 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> String {
         Ok(Ok(n)) => metrics::gauge!("stampede_dead_letters").set(n as f64),
         _ => tracing::warn!("could not count the dead letters for /metrics"),
     }
-    state.metrics.render()
+    crate::telemetry::render(&state.metrics)
 }
 
 /// The contract as an OpenAPI 3.0 document, written by hand and embedded in the binary.
