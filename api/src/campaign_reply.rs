@@ -8,18 +8,26 @@
 //! the kept bytes (a reference count), any other renders and replaces them. The status
 //! depends on the clock too (scheduled, then active, then ended), so it is part of the
 //! key: the reply turns at the same instant it would if rendered every time.
+//!
+//! The kept replies are per thread (each runtime worker renders a change once for
+//! itself): a reply shared by all threads meant a shared lock word and three shared
+//! reference counts (the entry's, the body's and the tag's), each written by both cores
+//! on every read; a profile of `benches/hot-reads.sh` showed those lines bouncing
+//! between the two workers (`crate::striped` in the engine says why that costs).
 
+use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use stampede_engine::campaign::{Campaign, CampaignStatus, LiveCounters};
+use stampede_engine::striped::PerThread;
 
 use crate::error::ApiError;
 use crate::views;
 
-/// Campaigns whose reply is kept; past it the least recently read are rendered again.
+/// Campaigns whose reply each thread keeps; past it the least recently read are
+/// rendered again.
 const CAMPAIGNS_KEPT: usize = 10_000;
 
 /// What a campaign's reply shows beyond its row, which does not change (a close moves
@@ -32,6 +40,7 @@ struct Shown {
 }
 
 /// One rendered reply: the JSON bytes and their strong ETag.
+#[derive(Clone)]
 pub struct Rendered {
     shown: Shown,
     pub body: Bytes,
@@ -49,17 +58,19 @@ impl Rendered {
     }
 }
 
-/// The kept replies, by campaign id.
-pub struct CampaignReplies {
-    kept: quick_cache::sync::Cache<u64, Arc<Rendered>>,
+/// One thread's kept replies, by campaign id (only its own thread touches it).
+struct Kept(RefCell<quick_cache::unsync::Cache<u64, Rendered>>);
+
+impl Default for Kept {
+    fn default() -> Self {
+        Kept(RefCell::new(quick_cache::unsync::Cache::new(CAMPAIGNS_KEPT)))
+    }
 }
 
-impl Default for CampaignReplies {
-    fn default() -> Self {
-        CampaignReplies {
-            kept: quick_cache::sync::Cache::new(CAMPAIGNS_KEPT),
-        }
-    }
+/// The kept replies, per thread.
+#[derive(Default)]
+pub struct CampaignReplies {
+    kept: PerThread<Kept>,
 }
 
 impl CampaignReplies {
@@ -70,13 +81,16 @@ impl CampaignReplies {
         c: &Campaign,
         k: &LiveCounters,
         now_ms: i64,
-    ) -> Result<Arc<Rendered>, ApiError> {
+    ) -> Result<Rendered, ApiError> {
         let shown = Shown {
             remaining: k.remaining,
             ends_at_ms: c.live_ends_at_ms(k),
             status: c.live_status(now_ms, k),
         };
-        if let Some(r) = self.kept.get(&c.id) {
+        // Never borrowed twice (nothing here calls back), but a failed borrow would only
+        // mean rendering this one reply afresh.
+        let kept = &self.kept.local().0;
+        if let Some(r) = kept.try_borrow().ok().and_then(|k| k.get(&c.id).cloned()) {
             if r.shown == shown {
                 return Ok(r);
             }
@@ -85,12 +99,14 @@ impl CampaignReplies {
             .map_err(|_| ApiError::Unavailable("Try again."))?;
         let etag =
             HeaderValue::from_str(&etag(&body)).map_err(|_| ApiError::Unavailable("Try again."))?;
-        let r = Arc::new(Rendered {
+        let r = Rendered {
             shown,
             body: Bytes::from(body),
             etag,
-        });
-        self.kept.insert(c.id, r.clone());
+        };
+        if let Ok(mut k) = kept.try_borrow_mut() {
+            k.insert(c.id, r.clone());
+        }
         Ok(r)
     }
 }
@@ -149,9 +165,10 @@ mod tests {
         let c = campaign();
         let first = replies.reply(&c, &counters(5), 2_000).expect("reply");
         let again = replies.reply(&c, &counters(5), 2_500).expect("reply");
-        assert!(Arc::ptr_eq(&first, &again), "nothing shown changed");
+        let same = |a: &Rendered, b: &Rendered| a.body.as_ptr() == b.body.as_ptr();
+        assert!(same(&first, &again), "nothing shown changed: the kept bytes");
         let sold = replies.reply(&c, &counters(4), 2_500).expect("reply");
-        assert!(!Arc::ptr_eq(&first, &sold));
+        assert!(!same(&first, &sold));
         assert_eq!(sold.body, fresh(&c, &counters(4), 2_500));
         assert_ne!(sold.etag, first.etag);
     }

@@ -2,7 +2,8 @@
 //!
 //! The claim path, in the order a request travels it:
 //!
-//! - [`auth`] verifies the caller (HS256 user JWTs, the admin token).
+//! - [`auth`] verifies the caller (HS256 user JWTs, the admin token), remembering
+//!   verified tokens in [`verified_tokens`].
 //! - [`service::Engine::claim`] hands the claim to the [`store`] (through the
 //!   [`coalescer`], which batches concurrent claims of a campaign): ONE atomic step
 //!   (a Lua script in Redis, one critical section in the in-process store) checks the
@@ -54,5 +55,6 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod ticket;
+pub mod verified_tokens;
 
 pub use error::{EngineError, Result};

@@ -23,7 +23,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use crate::clock::now_ms;
 use crate::error::Result;
@@ -35,11 +36,17 @@ pub struct SoldOut {
     max_holders: u64,
     store: Arc<dyn Store>,
     signals: Option<RedisSignals>,
-    flags: RwLock<HashMap<u64, Flag, foldhash::fast::RandomState>>,
+    /// Read on every refused claim, written once per flag TTL at most: an `ArcSwap`
+    /// (copy on write), so a read writes no cache line the other cores read (a
+    /// `RwLock`'s read count did, on every refusal; `crate::striped` says why that costs).
+    flags: ArcSwap<Flags>,
     /// Campaigns whose flag is being (re)loaded, so one load runs at a time.
     loading: Mutex<HashSet<u64>>,
 }
 
+type Flags = HashMap<u64, Flag, foldhash::fast::RandomState>;
+
+#[derive(Clone)]
 struct Flag {
     armed_ms: i64,
     holders: Arc<HashSet<String, foldhash::fast::RandomState>>,
@@ -60,7 +67,7 @@ impl SoldOut {
             max_holders,
             store,
             signals,
-            flags: RwLock::new(HashMap::default()),
+            flags: ArcSwap::from_pointee(HashMap::default()),
             loading: Mutex::new(HashSet::new()),
         }
     }
@@ -68,7 +75,7 @@ impl SoldOut {
     /// Whether this claim is refused locally: the campaign's flag is armed and the user
     /// holds nothing in it.
     pub fn refuses(&self, campaign_id: u64, user_id: &str, now_ms: i64) -> bool {
-        match self.flags.read().get(&campaign_id) {
+        match self.flags.load().get(&campaign_id) {
             Some(f) => now_ms - f.armed_ms < self.ttl_ms && !f.holders.contains(user_id),
             None => false,
         }
@@ -76,7 +83,7 @@ impl SoldOut {
 
     fn armed(&self, campaign_id: u64, now_ms: i64) -> bool {
         self.flags
-            .read()
+            .load()
             .get(&campaign_id)
             .is_some_and(|f| now_ms - f.armed_ms < self.ttl_ms)
     }
@@ -108,7 +115,11 @@ impl SoldOut {
     }
 
     fn clear(&self, campaign_id: u64) {
-        self.flags.write().remove(&campaign_id);
+        self.flags.rcu(|flags| {
+            let mut flags = Flags::clone(flags);
+            flags.remove(&campaign_id);
+            flags
+        });
     }
 
     fn spawn_arm(self: &Arc<Self>, campaign_id: u64, announce: bool) {
@@ -150,7 +161,7 @@ impl SoldOut {
         }
         let known = self
             .flags
-            .read()
+            .load()
             .get(&campaign_id)
             .filter(|f| f.holders.len() as u64 == count)
             .map(|f| f.holders.clone());
@@ -159,15 +170,18 @@ impl SoldOut {
             None => Arc::new(self.store.holders(campaign_id).await?.into_iter().collect()),
         };
         let now = now_ms();
-        let mut flags = self.flags.write();
-        flags.retain(|_, f| now - f.armed_ms < self.ttl_ms * KEEP_EXPIRED_TTLS);
-        flags.insert(
-            campaign_id,
-            Flag {
-                armed_ms: now,
-                holders,
-            },
-        );
+        self.flags.rcu(|flags| {
+            let mut flags = Flags::clone(flags);
+            flags.retain(|_, f| now - f.armed_ms < self.ttl_ms * KEEP_EXPIRED_TTLS);
+            flags.insert(
+                campaign_id,
+                Flag {
+                    armed_ms: now,
+                    holders: holders.clone(),
+                },
+            );
+            flags
+        });
         Ok(true)
     }
 }
