@@ -63,7 +63,9 @@ struct Kept(RefCell<quick_cache::unsync::Cache<u64, Rendered>>);
 
 impl Default for Kept {
     fn default() -> Self {
-        Kept(RefCell::new(quick_cache::unsync::Cache::new(CAMPAIGNS_KEPT)))
+        Kept(RefCell::new(quick_cache::unsync::Cache::new(
+            CAMPAIGNS_KEPT,
+        )))
     }
 }
 
@@ -76,12 +78,7 @@ pub struct CampaignReplies {
 impl CampaignReplies {
     /// The reply for campaign `c` with counters `k` at `now_ms`: the kept one when it
     /// shows the same, else a new one (kept for the next reads).
-    pub fn reply(
-        &self,
-        c: &Campaign,
-        k: &LiveCounters,
-        now_ms: i64,
-    ) -> Result<Rendered, ApiError> {
+    pub fn reply(&self, c: &Campaign, k: &LiveCounters, now_ms: i64) -> Result<Rendered, ApiError> {
         let shown = Shown {
             remaining: k.remaining,
             ends_at_ms: c.live_ends_at_ms(k),
@@ -166,7 +163,10 @@ mod tests {
         let first = replies.reply(&c, &counters(5), 2_000).expect("reply");
         let again = replies.reply(&c, &counters(5), 2_500).expect("reply");
         let same = |a: &Rendered, b: &Rendered| a.body.as_ptr() == b.body.as_ptr();
-        assert!(same(&first, &again), "nothing shown changed: the kept bytes");
+        assert!(
+            same(&first, &again),
+            "nothing shown changed: the kept bytes"
+        );
         let sold = replies.reply(&c, &counters(4), 2_500).expect("reply");
         assert!(!same(&first, &sold));
         assert_eq!(sold.body, fresh(&c, &counters(4), 2_500));

@@ -18,9 +18,9 @@
 //! lookup and two relaxed atomic operations, no allocation and no await (a campaign's
 //! first count on a thread allocates its ring). Each thread counts into maps of its
 //! own (`crate::striped::PerThread`), so the runtime's workers do not bounce each
-//! other's cache lines; a flush takes every thread's. Each campaign has a ring of [`RING`] minute slots,
-//! slot `minute % RING`, tagged with its minute; a count raises the tag to its minute
-//! (`fetch_max`) and adds. The flusher swaps the slots' counts to zero and books them
+//! other's cache lines; a flush takes every thread's. Each campaign has a ring of
+//! [`RING`] minute slots, slot `minute % RING`, tagged with its minute; a count raises
+//! the tag to its minute (`fetch_max`) and adds. The flusher swaps the slots' counts to zero and books them
 //! on the tag it reads after the swap: a slot is reused only [`RING`] minutes after its
 //! last count, long after every flush emptied it, so what it holds belongs to its
 //! current tag.

@@ -35,7 +35,7 @@ const SAMPLES_BUFFERED: usize = 1_024;
 /// pairs them), so two threads' values never share one.
 #[repr(align(128))]
 #[derive(Default)]
-pub struct Padded<T>(T);
+struct Padded<T>(T);
 
 impl<T> Deref for Padded<T> {
     type Target = T;
@@ -80,7 +80,8 @@ trait Flush: Send + Sync {
 /// Every striped metric alive, for [`flush_metrics`]; dropped ones are pruned there.
 static STRIPED: Mutex<Vec<Weak<dyn Flush>>> = Mutex::new(Vec::new());
 
-fn register(m: Arc<dyn Flush>) {
+/// `m`, shared, and known to [`flush_metrics`] from now on.
+fn registered<M: Flush + 'static>(m: M) -> Arc<M> {
     static FLUSHER: Once = Once::new();
     FLUSHER.call_once(|| {
         std::thread::Builder::new()
@@ -94,7 +95,10 @@ fn register(m: Arc<dyn Flush>) {
                 |e| tracing::warn!(error = %e, "no metrics flush thread; /metrics still flushes"),
             );
     });
-    STRIPED.lock().push(Arc::downgrade(&m));
+    let m = Arc::new(m);
+    let weak: Weak<dyn Flush> = Arc::downgrade(&m) as Weak<M>;
+    STRIPED.lock().push(weak);
+    m
 }
 
 /// Moves every count made so far into the recorder.
@@ -117,12 +121,10 @@ pub struct StripedCounter {
 
 impl StripedCounter {
     pub fn new(sink: Counter) -> Arc<Self> {
-        let c = Arc::new(StripedCounter {
+        registered(StripedCounter {
             cells: PerThread::default(),
             sink,
-        });
-        register(c.clone());
-        c
+        })
     }
 
     pub fn increment(&self, n: u64) {
@@ -151,12 +153,10 @@ pub struct StripedHistogram {
 
 impl StripedHistogram {
     pub fn new(sink: Histogram) -> Arc<Self> {
-        let h = Arc::new(StripedHistogram {
+        registered(StripedHistogram {
             cells: PerThread::default(),
             sink,
-        });
-        register(h.clone());
-        h
+        })
     }
 
     pub fn record(&self, value: f64) {
