@@ -104,14 +104,17 @@ impl ApiError {
 fn error_json(code: &str, message: &str) -> Vec<u8> {
     let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
     if plain(code) && plain(message) {
-        let mut out = Vec::with_capacity(32 + code.len() + message.len());
-        for part in [
+        let parts = [
             r#"{"error":{"code":""#,
             code,
             r#"","message":""#,
             message,
             r#""}}"#,
-        ] {
+        ];
+        // Exactly the length: the body becomes `Bytes` without a copy or another
+        // allocation only when the vector is full.
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
             out.extend_from_slice(part.as_bytes());
         }
         return out;
@@ -212,7 +215,15 @@ mod body_tests {
                 error: ErrorFields { code, message },
             })
             .expect("serializes");
-            assert_eq!(error_json(code, message), want, "{message:?}");
+            let body = error_json(code, message);
+            assert_eq!(body, want, "{message:?}");
+            if !message.contains(['"', '\\', '\n']) {
+                assert_eq!(
+                    body.len(),
+                    body.capacity(),
+                    "{message:?}: allocated exactly"
+                );
+            }
             let v: serde_json::Value =
                 serde_json::from_slice(&error_json(code, message)).expect("valid JSON");
             assert_eq!(v["error"]["message"], message);

@@ -24,8 +24,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
+use stampede_engine::striped::StripedCounter;
 
 use crate::telemetry::risk_refusal_counter;
 
@@ -273,8 +275,10 @@ impl RiskRules {
 
 /// `stampede_risk_refusals_total{rule, action}`, one handle per series (a flagging rule
 /// may fire on many claims of a crowd).
+/// Counted per thread (`stampede_engine::striped`): a flagging rule may fire on every
+/// claim of a crowd behind one address, from every runtime worker at once.
 struct RiskMetrics {
-    series: Vec<(&'static str, Action, metrics::Counter)>,
+    series: Vec<(&'static str, Action, Arc<StripedCounter>)>,
 }
 
 impl RiskMetrics {
@@ -282,7 +286,8 @@ impl RiskMetrics {
         let mut series = Vec::new();
         for rule in RULES {
             for action in [Action::Refuse, Action::Flag] {
-                series.push((rule, action, risk_refusal_counter(rule, action.as_str())));
+                let counter = risk_refusal_counter(rule, action.as_str());
+                series.push((rule, action, StripedCounter::new(counter)));
             }
         }
         RiskMetrics { series }

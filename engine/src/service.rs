@@ -397,9 +397,15 @@ impl Engine {
     pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
         let cached = self.campaigns.get(&id);
         self.campaign_cache.record(cached.is_some());
-        if let Some(c) = cached {
-            return Ok(c);
+        match cached {
+            Some(c) => Ok(c),
+            // Boxed: the read's future (a timer and the database call) is large, and
+            // every caller's future would carry it, the claim path's on each request.
+            None => Box::pin(self.campaign_from_db(id)).await,
         }
+    }
+
+    async fn campaign_from_db(&self, id: u64) -> Result<Arc<Campaign>> {
         // Bounded: this read is on the claim path (once per campaign and process).
         let row = tokio::time::timeout(CAMPAIGN_READ, self.db.campaign(id))
             .await
@@ -497,20 +503,21 @@ impl Engine {
         request_id: Option<RequestId>,
     ) -> Result<ClaimOutcome> {
         let c = self.campaign(campaign_id).await?;
-        self.claim_in(&c, user_id, quantity, request_id).await
+        self.claim_in(&c, user_id, quantity, request_id, now_ms())
+            .await
     }
 
     /// [`Engine::claim`] on a campaign row the caller already holds (the api reads it
-    /// for its gates: tickets).
+    /// for its gates: tickets), at `now` (unix ms) as the caller read it.
     pub async fn claim_in(
         &self,
         c: &Campaign,
         user_id: &str,
         quantity: Option<u64>,
         request_id: Option<RequestId>,
+        now: i64,
     ) -> Result<ClaimOutcome> {
         let campaign_id = c.id;
-        let now = now_ms();
         // The funnel's `claim`: an atomic increment, no allocation, no await.
         self.funnel.count_at(campaign_id, Stage::Claim, now);
         let quantity = match quantity {
@@ -541,6 +548,21 @@ impl Engine {
         if self.backlog.as_ref().is_some_and(|b| b.shedding()) {
             return Err(EngineError::Shedding);
         }
+        // Boxed: the store call's future is large, and the claim route's future
+        // (allocated and moved on every request, the local refusals above included)
+        // would carry it.
+        Box::pin(self.claim_at_store(c, user_id, quantity, request_id)).await
+    }
+
+    /// The claim step in the store, past [`Engine::claim_in`]'s local refusals.
+    async fn claim_at_store(
+        &self,
+        c: &Campaign,
+        user_id: &str,
+        quantity: u64,
+        request_id: Option<RequestId>,
+    ) -> Result<ClaimOutcome> {
+        let campaign_id = c.id;
         let request = ClaimRequest {
             user_id: user_id.to_string(),
             quantity,

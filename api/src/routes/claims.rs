@@ -48,8 +48,9 @@ pub async fn claim(
 ) -> Response {
     let started = Instant::now();
     let user = caller.user.as_str();
-    let result = match admit(&state, &caller, ip, &headers, id).await {
-        Ok(campaign) => claim_inner(&state, user, &campaign, body, request_id).await,
+    let now = now_ms();
+    let result = match admit(&state, &caller, ip, &headers, id, now).await {
+        Ok(campaign) => claim_inner(&state, user, &campaign, body, request_id, now).await,
         Err(e) => Err(e),
     };
     let outcome = match &result {
@@ -77,9 +78,9 @@ async fn admit(
     ip: Option<IpAddr>,
     headers: &ClaimHeaders,
     campaign_id: u64,
+    now: i64,
 ) -> Result<Arc<Campaign>, ApiError> {
     let user = caller.user.as_str();
-    let now = now_ms();
     state.admit_caller(user, ip)?;
     let campaign = state.engine.campaign(campaign_id).await?;
     let ticket_issued_at_ms = if campaign.ticket_required {
@@ -122,6 +123,7 @@ async fn claim_inner(
     campaign: &Campaign,
     body: Option<ClaimBody>,
     request_id: Option<RequestId>,
+    now: i64,
 ) -> Result<(&'static str, Response), ApiError> {
     let quantity = match body.and_then(|b| b.quantity) {
         None => None,
@@ -130,7 +132,7 @@ async fn claim_inner(
     };
     let outcome = state
         .engine
-        .claim_in(campaign, user, quantity, request_id)
+        .claim_in(campaign, user, quantity, request_id, now)
         .await?;
     let label = outcome.label();
     let window = campaign.payment_window_ms();
@@ -147,22 +149,9 @@ async fn claim_inner(
             )
                 .into_response()
         }
-        ClaimOutcome::AlreadyClaimed(c) => {
-            let persisted = state.engine.persisted(&c).await;
-            let order = if window > 0 {
-                state.engine.store.order(campaign.id, &c.id).await?
-            } else {
-                None
-            };
-            (
-                StatusCode::OK,
-                Json(ClaimReply {
-                    status: "already_claimed",
-                    claim: views::claim_with_order(&c, persisted, order.as_ref()),
-                }),
-            )
-                .into_response()
-        }
+        // Boxed: its lookups' futures are large, and the handler's future (allocated
+        // and moved per request, refusals included) would carry them.
+        ClaimOutcome::AlreadyClaimed(c) => Box::pin(already_claimed(state, campaign, c)).await?,
         ClaimOutcome::SoldOut => {
             return Err(ApiError::Conflict("sold_out", "The campaign is sold out."))
         }
@@ -188,6 +177,29 @@ async fn claim_inner(
         }
     };
     Ok((label, res))
+}
+
+/// The reply to a user who already holds the claim: it, whether it is persisted, and
+/// its order when the campaign has a payment window.
+async fn already_claimed(
+    state: &AppState,
+    campaign: &Campaign,
+    c: stampede_engine::claim::Claim,
+) -> Result<Response, ApiError> {
+    let persisted = state.engine.persisted(&c).await;
+    let order = if campaign.payment_window_ms() > 0 {
+        state.engine.store.order(campaign.id, &c.id).await?
+    } else {
+        None
+    };
+    Ok((
+        StatusCode::OK,
+        Json(ClaimReply {
+            status: "already_claimed",
+            claim: views::claim_with_order(&c, persisted, order.as_ref()),
+        }),
+    )
+        .into_response())
 }
 
 pub async fn mine_in_campaign(
