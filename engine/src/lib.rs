@@ -11,7 +11,8 @@
 //!   enqueues a [`claim::ClaimEvent`] on the [`queue`].
 //! - The worker crate drains the [`queue`] into the [`db`] in idempotent batches.
 //!
-//! Around it: [`campaign`] (the campaign model and its validation), [`red_packet`]
+//! Around it: [`campaign`] (the campaign model and its validation; [`campaign_rows`],
+//! the rows a process keeps), [`red_packet`]
 //! (the split done at creation), [`signin`] (the daily
 //! sign-in and points), [`rebuild`] (live state recomputed from the database),
 //! [`error`] (the engine's error type), [`clock`], [`telemetry`] (metric handles) and
@@ -28,6 +29,7 @@ pub mod behaviour;
 pub mod blocklist;
 pub mod buckets;
 pub mod campaign;
+pub mod campaign_rows;
 pub mod circuit_breaker;
 pub mod claim;
 pub mod claim_lists;

@@ -104,9 +104,9 @@ pub struct Engine {
     pub replica: Database,
     /// Campaign rows by id. A campaign's row never changes after creation except its
     /// end (close), and the store enforces the live end, so a cached row is safe to
-    /// use for the claim path; `close` refreshes this instance's copy. Bounded
-    /// (quick_cache: sharded, CLOCK-Pro eviction) to [`CAMPAIGN_ROWS`].
-    campaigns: quick_cache::sync::Cache<u64, Arc<Campaign>>,
+    /// use for the claim path; `close` refreshes this instance's copy. Bounded to
+    /// [`CAMPAIGN_ROWS`], with copies per thread (see [`crate::campaign_rows`]).
+    campaigns: crate::campaign_rows::CampaignRows,
     /// When set, claims go through it (batched per campaign) instead of one store call
     /// each: worth it when a store call is a network round trip.
     coalescer: Option<Coalescer>,
@@ -150,7 +150,7 @@ impl Engine {
             blocklist: Arc::new(Blocklist::new(db.clone())),
             replica: db.clone(),
             db,
-            campaigns: quick_cache::sync::Cache::new(CAMPAIGN_ROWS),
+            campaigns: crate::campaign_rows::CampaignRows::new(CAMPAIGN_ROWS),
             coalescer: None,
             backlog: None,
             events_backlog: None,
@@ -395,7 +395,7 @@ impl Engine {
 
     /// The campaign's row, from this instance's cache or the database.
     pub async fn campaign(&self, id: u64) -> Result<Arc<Campaign>> {
-        let cached = self.campaigns.get(&id);
+        let cached = self.campaigns.get(id);
         self.campaign_cache.record(cached.is_some());
         match cached {
             Some(c) => Ok(c),
@@ -470,7 +470,7 @@ impl Engine {
         let rows = self.replica.campaigns(ends_after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for c in rows {
-            if self.campaigns.get(&c.id).is_none() {
+            if !self.campaigns.contains(c.id) {
                 self.campaigns.insert(c.id, Arc::new(c.clone()));
             }
             match self.campaign_live_cached(c.id).await {
@@ -488,7 +488,7 @@ impl Engine {
         let now = now_ms();
         self.db.close_campaign(id, now).await?;
         self.store.close(id, now).await?;
-        self.campaigns.remove(&id);
+        self.campaigns.remove(id);
         self.live.invalidate(id);
         self.campaign_live(id).await
     }
