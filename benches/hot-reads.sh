@@ -11,14 +11,18 @@
 # Like with like: all three are driven through the same wrk Lua script (a token picked
 # per request, sent as the Authorization header, the method and path as the route needs),
 # on the same connections; a static wrk baseline would flatter the ratios by 10-20
-# points on 2 cores. Three alternations; each ratio is the median of the three.
+# points on 2 cores. Five alternations by default; each ratio is the median of the
+# rounds' ratios, and the api's CPU per request is given as each kind's median too (it
+# swings less than req/s on this shared machine, whose speed changes within a minute).
 #
 # Usage: benches/hot-reads.sh [seconds per round, default 10] [connections, default 64]
+#                             [alternations, default 5]
 # Needs PostgreSQL on 127.0.0.1 (trust auth, as .ci/run sets up); installs wrk when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-64}
+alternations=${3:-5}
 cargo build --release -q --bin stampede -p stampede-api
 . benches/lib.sh
 
@@ -43,13 +47,14 @@ run() { # name script expected-status
   # wrk counts any status outside 2xx/3xx as Non-2xx: the refusals (409) all are.
   other=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   # The api's CPU per request, user and kernel: where a gap in req/s comes from.
-  cpu=$(echo "$t0 $t1 $rps $secs $(getconf CLK_TCK)" | awk '{n = $5 * $6; printf "api %.2f us user + %.2f us system per request", ($3 - $1) * 1e6 / $7 / n, ($4 - $2) * 1e6 / $7 / n}')
-  echo "$1 ${rps} req/s (non-2xx: ${other:-0}; $cpu)" >&2
+  # The api's CPU per request, user and kernel: where a gap in req/s comes from.
+  cpu=$(echo "$t0 $t1 $rps $secs $(getconf CLK_TCK)" | awk '{n = $5 * $6; printf "%.2f %.2f", ($3 - $1) * 1e6 / $7 / n, ($4 - $2) * 1e6 / $7 / n}')
+  echo "$1 ${rps} req/s (non-2xx: ${other:-0}; api ${cpu% *} us user + ${cpu#* } us system per request)" >&2
   if [ "$3" = 2xx ] && [ -n "$other" ] && [ "$other" != 0 ]; then
     echo "invalid round: $1 answered $other requests outside 2xx (see $work/api.log)" >&2
     exit 1
   fi
-  echo "$rps"
+  echo "$rps,${cpu% *},${cpu#* }"
 }
 healthz() { run healthz "$work/healthz.lua" 2xx; }
 reads() { run "campaign reads" "$work/reads.lua" 2xx; }
@@ -59,15 +64,19 @@ secs_measured=$secs; secs=2
 healthz >/dev/null 2>&1; reads >/dev/null 2>&1; refusals >/dev/null 2>&1
 secs=$secs_measured
 rounds=()
-for _ in 1 2 3; do rounds+=("$(healthz) $(reads) $(refusals)"); done
-python3 - "$secs" "$conns" "${rounds[@]}" <<'PY'
+for _ in $(seq 1 "$alternations"); do rounds+=("$(healthz) $(reads) $(refusals)"); done
+python3 - "$secs" "$conns" "$alternations" "${rounds[@]}" <<'PY'
 import statistics, sys
-secs, conns = sys.argv[1:3]
-rounds = [tuple(map(float, r.split())) for r in sys.argv[3:]]
-med = lambda xs: statistics.median(xs)
-h = med([r[0] for r in rounds])
-reads = med([r[1] / r[0] for r in rounds]); refusals = med([r[2] / r[0] for r in rounds])
+secs, conns, n = sys.argv[1:4]
+# Each round: (req/s, user µs, system µs) of /healthz, reads, refusals.
+rounds = [[tuple(map(float, k.split(","))) for k in r.split()] for r in sys.argv[4:]]
+med = statistics.median
+h = med([r[0][0] for r in rounds])
+reads = med([r[1][0] / r[0][0] for r in rounds]); refusals = med([r[2][0] / r[0][0] for r in rounds])
 print(f"/healthz: {h:,.0f} req/s   campaign reads: {reads:.2f} of healthz   "
-      f"sold-out refusals: {refusals:.2f} of healthz   (medians of 3 alternations)")
-print(f"repeat: benches/hot-reads.sh {secs} {conns}")
+      f"sold-out refusals: {refusals:.2f} of healthz   (medians of {n} alternations)")
+cpu = lambda i: f"{med([r[i][1] for r in rounds]):.2f} + {med([r[i][2] for r in rounds]):.2f}"
+print(f"api CPU per request, user + system µs (medians): /healthz {cpu(0)}   "
+      f"reads {cpu(1)}   refusals {cpu(2)}")
+print(f"repeat: benches/hot-reads.sh {secs} {conns} {n}")
 PY
