@@ -20,6 +20,7 @@
 //! (and logged). Behind a load balancer that spreads one device over N instances, a
 //! threshold applies per instance: use sticky routing, or divide the threshold by N.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use stampede_engine::striped::StripedCounter;
+use stampede_engine::striped::{PerThread, StripedCounter};
 
 use crate::telemetry::risk_refusal_counter;
 
@@ -103,12 +104,29 @@ pub struct ClaimSignals<'a> {
 const SHARDS: usize = 16;
 const KEYS_PER_SHARD: usize = 16_384;
 
+/// Keys a thread remembers as over their threshold, at most; past it, it starts again.
+const OVER_PER_THREAD: usize = 1_024;
+
 /// One key's users in its current window.
 struct Window {
     index: i64,
     users: Vec<u64>,
     /// The key went over its threshold in this window (logged once a window).
     over: bool,
+    /// Once over: `users`, sorted. They no longer change in this window (only the first
+    /// `threshold` users are remembered), so threads may keep this and look a user up
+    /// in it without the shard's lock.
+    settled: Option<Arc<[u64]>>,
+}
+
+/// The keys this thread has seen over their threshold: the window's index and its
+/// settled users. Only its own thread touches it.
+struct OverKeys<K>(RefCell<HashMap<K, (i64, Arc<[u64]>), foldhash::fast::RandomState>>);
+
+impl<K> Default for OverKeys<K> {
+    fn default() -> Self {
+        OverKeys(RefCell::new(HashMap::default()))
+    }
 }
 
 /// A shard's keys, and the window it last dropped past windows' keys in (after which
@@ -119,17 +137,25 @@ struct Shard<K> {
 }
 
 /// Distinct users per key (device or address) in fixed windows, in bounded memory.
-struct Velocity<K> {
+///
+/// A key past its threshold (an office, a carrier's address, a phone farm) is looked up
+/// by every one of its claims, from every runtime worker: its shard's lock would be a
+/// line both cores write each time. Once over, a key's users are settled for the rest of
+/// its window, so each thread keeps them ([`OverKeys`]) and answers its later claims
+/// without the lock.
+struct Velocity<K: Send> {
     shards: Vec<Mutex<Shard<K>>>,
+    over: PerThread<OverKeys<K>>,
     hasher: foldhash::fast::RandomState,
     window_ms: i64,
     /// Set once a full shard made a key go uncounted (logged once).
     overflowed: AtomicBool,
 }
 
-impl<K: Hash + Eq + Clone> Velocity<K> {
+impl<K: Hash + Eq + Clone + Send> Velocity<K> {
     fn new(window_ms: i64) -> Self {
         Velocity {
+            over: PerThread::default(),
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
@@ -150,6 +176,40 @@ impl<K: Hash + Eq + Clone> Velocity<K> {
     fn record(&self, key: &K, user: &str, now_ms: i64, threshold: u64) -> Count {
         let index = now_ms.div_euclid(self.window_ms);
         let user = self.hasher.hash_one(user);
+        // Never borrowed twice (nothing here calls back); a failed borrow only means
+        // taking the lock.
+        let kept = &self.over.local().0;
+        if let Some(settled) = kept.try_borrow().ok().and_then(|k| {
+            k.get(key)
+                .filter(|(i, _)| *i == index)
+                .map(|(_, u)| u.binary_search(&user).is_ok())
+        }) {
+            // Over already (the first claim past it was told so, and logged).
+            return if settled {
+                Count::Within
+            } else {
+                Count::Over { first: false }
+            };
+        }
+        let (count, settled) = self.record_shared(key, user, index, threshold);
+        if let (Some(users), Ok(mut k)) = (settled, kept.try_borrow_mut()) {
+            if k.len() >= OVER_PER_THREAD {
+                k.clear();
+            }
+            k.insert(key.clone(), (index, users));
+        }
+        count
+    }
+
+    /// [`Velocity::record`] under the shard's lock; with the key's settled users once it
+    /// is over its threshold.
+    fn record_shared(
+        &self,
+        key: &K,
+        user: u64,
+        index: i64,
+        threshold: u64,
+    ) -> (Count, Option<Arc<[u64]>>) {
         let shard = self.hasher.hash_one(key) as usize % SHARDS;
         let mut shard = self.shards[shard].lock();
         if !shard.keys.contains_key(key) && shard.keys.len() >= KEYS_PER_SHARD {
@@ -161,29 +221,36 @@ impl<K: Hash + Eq + Clone> Velocity<K> {
                 if !self.overflowed.swap(true, Ordering::Relaxed) {
                     tracing::warn!("risk velocity table full: some keys go uncounted this window");
                 }
-                return Count::Within;
+                return (Count::Within, None);
             }
         }
         let w = shard.keys.entry(key.clone()).or_insert(Window {
             index,
             users: Vec::new(),
             over: false,
+            settled: None,
         });
         if w.index != index {
             w.index = index;
             w.users.clear();
             w.over = false;
+            w.settled = None;
         }
         if w.users.contains(&user) {
-            return Count::Within;
+            return (Count::Within, w.settled.clone());
         }
         if (w.users.len() as u64) < threshold {
             w.users.push(user);
-            return Count::Within;
+            return (Count::Within, None);
         }
         let first = !w.over;
-        w.over = true;
-        Count::Over { first }
+        if first {
+            w.over = true;
+            let mut users = w.users.clone();
+            users.sort_unstable();
+            w.settled = Some(users.into());
+        }
+        (Count::Over { first }, w.settled.clone())
     }
 }
 
@@ -411,6 +478,64 @@ mod tests {
         assert_eq!(v.record(&ip, "a", 0, 1), Count::Within);
         assert_eq!(v.record(&ip, "c", 60_000, 1), Count::Within);
         assert_eq!(v.record(&ip, "b", 60_001, 1), Count::Over { first: true });
+    }
+
+    /// A key over its threshold is answered on each thread from its settled users,
+    /// without the shard's lock, and says so once a window across all threads.
+    #[test]
+    fn a_key_over_its_threshold_is_answered_without_the_lock_on_every_thread() {
+        let v = Arc::new(Velocity::<IpAddr>::new(60_000));
+        let ip = IpAddr::from([10, 0, 0, 2]);
+        for u in ["a", "b"] {
+            assert_eq!(v.record(&ip, u, 0, 2), Count::Within);
+        }
+        let firsts = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (v, firsts) = (&v, &firsts);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        match v.record(&ip, &format!("t{t}-{i}"), 1, 2) {
+                            Count::Over { first: true } => {
+                                firsts.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Count::Over { first: false } => {}
+                            Count::Within => panic!("a third user within a threshold of 2"),
+                        }
+                    }
+                    assert_eq!(v.record(&ip, "a", 2, 2), Count::Within);
+                });
+            }
+        });
+        assert_eq!(firsts.load(Ordering::Relaxed), 1, "told once a window");
+        // With the key's shard locked, a thread that has seen the key over still
+        // answers: it does not take the lock.
+        let shard = v.hasher.hash_one(ip) as usize % SHARDS;
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let (go_tx, go) = std::sync::mpsc::channel();
+        let (answer_tx, answer) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let v = &v;
+            s.spawn(move || {
+                // Its first look at the key takes the lock and keeps the settled users.
+                assert_eq!(v.record(&ip, "x", 1, 2), Count::Over { first: false });
+                seen_tx.send(()).expect("send");
+                go.recv().expect("go");
+                let a = (v.record(&ip, "y", 4, 2), v.record(&ip, "b", 4, 2));
+                answer_tx.send(a).expect("send");
+            });
+            seen.recv().expect("seen");
+            let guard = v.shards[shard].lock();
+            go_tx.send(()).expect("go");
+            let got = answer.recv_timeout(std::time::Duration::from_secs(5));
+            drop(guard);
+            assert_eq!(
+                got.expect("answered while the shard was locked"),
+                (Count::Over { first: false }, Count::Within)
+            );
+        });
+        // A new window is not settled: it is counted under the lock again.
+        assert_eq!(v.record(&ip, "y", 60_000, 2), Count::Within);
     }
 
     #[test]
