@@ -3,6 +3,7 @@
 //! with their detail here and answered with a fixed sentence, so no SQL, Redis reply
 //! or path ever reaches a client.
 
+use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use stampede_engine::EngineError;
@@ -20,6 +21,68 @@ struct ErrorFields<'a> {
     message: &'a str,
 }
 
+/// An error whose code and message never change, with its reply's body written out at
+/// compile time (by `fixed!`): refusals are most of a flash crowd's replies, and these
+/// need no formatting, no allocation and no copy.
+#[derive(Debug)]
+pub struct Fixed {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: &'static str,
+    body: &'static str,
+}
+
+/// `fixed!(STATUS, "code", "message")`: a `&'static Fixed`. Codes and messages are
+/// literals with nothing JSON would escape (a test holds every one to serde's output).
+macro_rules! fixed {
+    ($status:ident, $code:literal, $message:literal) => {
+        &Fixed {
+            status: StatusCode::$status,
+            code: $code,
+            message: $message,
+            body: concat!(
+                r#"{"error":{"code":""#,
+                $code,
+                r#"","message":""#,
+                $message,
+                r#""}}"#
+            ),
+        }
+    };
+}
+
+const UNAUTHORIZED: &Fixed = fixed!(
+    UNAUTHORIZED,
+    "unauthorized",
+    "Missing, malformed, wrongly signed or expired credentials."
+);
+const FORBIDDEN: &Fixed = fixed!(
+    FORBIDDEN,
+    "forbidden",
+    "These credentials may not use this route."
+);
+const NOT_FOUND: &Fixed = fixed!(NOT_FOUND, "not_found", "No such route or campaign.");
+const METHOD_NOT_ALLOWED: &Fixed = fixed!(
+    METHOD_NOT_ALLOWED,
+    "method_not_allowed",
+    "This route does not take that method."
+);
+const PAYLOAD_TOO_LARGE: &Fixed = fixed!(
+    PAYLOAD_TOO_LARGE,
+    "payload_too_large",
+    "The body is larger than 16 KiB."
+);
+const UNSUPPORTED_MEDIA_TYPE: &Fixed = fixed!(
+    UNSUPPORTED_MEDIA_TYPE,
+    "unsupported_media_type",
+    "Send the body as application/json."
+);
+const RATE_LIMITED: &Fixed = fixed!(
+    TOO_MANY_REQUESTS,
+    "rate_limited",
+    "Too many requests; slow down."
+);
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -30,8 +93,11 @@ pub enum ApiError {
     Forbidden,
     NotFound,
     MethodNotAllowed,
-    /// A business refusal (409): `sold_out`, `not_started`, `ended`.
-    Conflict(&'static str, &'static str),
+    /// A refusal whose code and message never change: the business refusals (409:
+    /// `sold_out`, `not_started`, `ended`, the orders' ends) and the refusals of valid
+    /// credentials for who or what the caller is (403: `blocked`, `ticket_required`,
+    /// `risk_rejected`); see the constants below.
+    Fixed(&'static Fixed),
     PayloadTooLarge,
     UnsupportedMediaType,
     Invalid(String),
@@ -40,61 +106,42 @@ pub enum ApiError {
     Refused(&'static str, String),
     /// Over the rate limit; retry after this many seconds.
     RateLimited(u64),
-    /// A refusal of valid credentials for who or what the caller is (403): `blocked`,
-    /// `ticket_required`, `risk_rejected`.
-    Denied(&'static str, &'static str),
+}
+
+/// What an error's reply is made of.
+enum Reply<'a> {
+    Fixed(&'static Fixed),
+    /// A message made at run time: the status, the code and the message.
+    Made(StatusCode, &'static str, &'a str),
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &str) {
+    fn reply(&self) -> Reply<'_> {
         use ApiError::*;
-        match self {
-            MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m.as_str()),
-            Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Missing, malformed, wrongly signed or expired credentials.",
-            ),
-            Forbidden => (
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "These credentials may not use this route.",
-            ),
-            NotFound => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "No such route or campaign.",
-            ),
-            MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This route does not take that method.",
-            ),
-            Conflict(code, m) => (StatusCode::CONFLICT, code, *m),
-            Denied(code, m) => (StatusCode::FORBIDDEN, code, *m),
-            Refused(code, m) => (StatusCode::CONFLICT, code, m.as_str()),
-            PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The body is larger than 16 KiB.",
-            ),
-            UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send the body as application/json.",
-            ),
-            Invalid(m) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                m.as_str(),
-            ),
-            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", *m),
-            RateLimited(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests; slow down.",
-            ),
-        }
+        Reply::Fixed(match self {
+            Unauthorized => UNAUTHORIZED,
+            Forbidden => FORBIDDEN,
+            NotFound => NOT_FOUND,
+            MethodNotAllowed => METHOD_NOT_ALLOWED,
+            PayloadTooLarge => PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE,
+            RateLimited(_) => RATE_LIMITED,
+            Fixed(f) => f,
+            MalformedJson(m) => {
+                return Reply::Made(StatusCode::BAD_REQUEST, "malformed_json", m.as_str())
+            }
+            Invalid(m) => {
+                return Reply::Made(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    m.as_str(),
+                )
+            }
+            Unavailable(m) => {
+                return Reply::Made(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            Refused(code, m) => return Reply::Made(StatusCode::CONFLICT, code, m.as_str()),
+        })
     }
 }
 
@@ -128,16 +175,17 @@ fn error_json(code: &str, message: &str) -> Vec<u8> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
-        let mut res = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            error_json(code, message),
-        )
-            .into_response();
+        let json = [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        // The body as `Body`, not `&str` or `Vec`: those set a content type of their
+        // own first.
+        let (status, body) = match self.reply() {
+            Reply::Fixed(f) => (f.status, Body::from(f.body)),
+            Reply::Made(status, code, message) => (status, Body::from(error_json(code, message))),
+        };
+        let mut res = (status, json, body).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -185,16 +233,85 @@ impl From<EngineError> for ApiError {
 
 impl ApiError {
     /// `403 blocked`: the user or the address is on the blocklist.
-    pub const BLOCKED: ApiError =
-        ApiError::Denied("blocked", "This account or address is blocked.");
+    pub const BLOCKED: ApiError = ApiError::Fixed(fixed!(
+        FORBIDDEN,
+        "blocked",
+        "This account or address is blocked."
+    ));
     /// `403 ticket_required`: the campaign needs a valid claim ticket.
-    pub const TICKET_REQUIRED: ApiError = ApiError::Denied(
+    pub const TICKET_REQUIRED: ApiError = ApiError::Fixed(fixed!(
+        FORBIDDEN,
         "ticket_required",
-        "This campaign needs a valid claim ticket (X-Claim-Ticket).",
-    );
+        "This campaign needs a valid claim ticket (X-Claim-Ticket)."
+    ));
     /// `403 risk_rejected`: a risk rule refused the claim.
-    pub const RISK_REJECTED: ApiError =
-        ApiError::Denied("risk_rejected", "The claim was refused by a risk check.");
+    pub const RISK_REJECTED: ApiError = ApiError::Fixed(fixed!(
+        FORBIDDEN,
+        "risk_rejected",
+        "The claim was refused by a risk check."
+    ));
+    /// `409 sold_out`.
+    pub const SOLD_OUT: ApiError =
+        ApiError::Fixed(fixed!(CONFLICT, "sold_out", "The campaign is sold out."));
+    /// `409 not_started` of a claim.
+    pub const NOT_STARTED: ApiError = ApiError::Fixed(fixed!(
+        CONFLICT,
+        "not_started",
+        "The campaign has not started yet."
+    ));
+    /// `409 not_started` of a ticket asked for too early.
+    pub const TICKETS_NOT_YET: ApiError = ApiError::Fixed(fixed!(
+        CONFLICT,
+        "not_started",
+        "Tickets are handed out only shortly before the campaign starts."
+    ));
+    /// `409 ended`.
+    pub const ENDED: ApiError =
+        ApiError::Fixed(fixed!(CONFLICT, "ended", "The campaign has ended."));
+    /// `409 order_paid`, `order_expired`, `order_cancelled`: the order ended before.
+    pub const ORDER_PAID: ApiError =
+        ApiError::Fixed(fixed!(CONFLICT, "order_paid", "The order is paid."));
+    pub const ORDER_EXPIRED: ApiError = ApiError::Fixed(fixed!(
+        CONFLICT,
+        "order_expired",
+        "The order expired before it was paid."
+    ));
+    pub const ORDER_CANCELLED: ApiError = ApiError::Fixed(fixed!(
+        CONFLICT,
+        "order_cancelled",
+        "The order was cancelled."
+    ));
+
+    /// Every fixed error, for the test that holds their bodies to serde's.
+    #[cfg(test)]
+    fn all_fixed() -> Vec<&'static Fixed> {
+        use ApiError::*;
+        [
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            RateLimited(1),
+            Self::BLOCKED,
+            Self::TICKET_REQUIRED,
+            Self::RISK_REJECTED,
+            Self::SOLD_OUT,
+            Self::NOT_STARTED,
+            Self::TICKETS_NOT_YET,
+            Self::ENDED,
+            Self::ORDER_PAID,
+            Self::ORDER_EXPIRED,
+            Self::ORDER_CANCELLED,
+        ]
+        .iter()
+        .filter_map(|e| match e.reply() {
+            Reply::Fixed(f) => Some(f),
+            Reply::Made(..) => None,
+        })
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +344,22 @@ mod body_tests {
             let v: serde_json::Value =
                 serde_json::from_slice(&error_json(code, message)).expect("valid JSON");
             assert_eq!(v["error"]["message"], message);
+        }
+    }
+
+    #[test]
+    fn fixed_bodies_are_the_json_serde_writes() {
+        let all = ApiError::all_fixed();
+        assert_eq!(all.len(), 17, "every fixed error is listed");
+        for f in all {
+            let want = serde_json::to_string(&ErrorBody {
+                error: ErrorFields {
+                    code: f.code,
+                    message: f.message,
+                },
+            })
+            .expect("serializes");
+            assert_eq!(f.body, want, "{}", f.code);
         }
     }
 }

@@ -119,9 +119,11 @@ struct Window {
     settled: Option<Arc<[u64]>>,
 }
 
-/// The keys this thread has seen over their threshold: the window's index and its
-/// settled users. Only its own thread touches it.
-struct OverKeys<K>(RefCell<HashMap<K, (i64, Arc<[u64]>), foldhash::fast::RandomState>>);
+/// The keys this thread has seen over their threshold. Only its own thread touches it.
+struct OverKeys<K>(RefCell<HashMap<K, Settled, foldhash::fast::RandomState>>);
+
+/// A key's window (its index) and the users settled in it.
+type Settled = (i64, Arc<[u64]>);
 
 impl<K> Default for OverKeys<K> {
     fn default() -> Self {

@@ -167,7 +167,8 @@ mod tests {
                 ready.send(()).expect("ready");
                 wait.recv().expect("go");
                 // ...is not what it answers after the change.
-                done.send(rows.get(7).map(|c| c.name.clone())).expect("send");
+                done.send(rows.get(7).map(|c| c.name.clone()))
+                    .expect("send");
             })
         };
         copied.recv().expect("copied");

@@ -56,7 +56,7 @@ pub async fn claim(
     let outcome = match &result {
         Ok((label, _)) => *label,
         Err(ApiError::RateLimited(_)) => "rate_limited",
-        Err(ApiError::Conflict(code, _)) => code,
+        Err(ApiError::Fixed(f)) if f.status == StatusCode::CONFLICT => f.code,
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",
     };
@@ -152,16 +152,9 @@ async fn claim_inner(
         // Boxed: its lookups' futures are large, and the handler's future (allocated
         // and moved per request, refusals included) would carry them.
         ClaimOutcome::AlreadyClaimed(c) => Box::pin(already_claimed(state, campaign, c)).await?,
-        ClaimOutcome::SoldOut => {
-            return Err(ApiError::Conflict("sold_out", "The campaign is sold out."))
-        }
-        ClaimOutcome::NotStarted => {
-            return Err(ApiError::Conflict(
-                "not_started",
-                "The campaign has not started yet.",
-            ))
-        }
-        ClaimOutcome::Ended => return Err(ApiError::Conflict("ended", "The campaign has ended.")),
+        ClaimOutcome::SoldOut => return Err(ApiError::SOLD_OUT),
+        ClaimOutcome::NotStarted => return Err(ApiError::NOT_STARTED),
+        ClaimOutcome::Ended => return Err(ApiError::ENDED),
         // The contract's 422 (`invalid_request`, naming `quantity`), though what the user
         // already holds (and, on a red packet, the campaign's kind) is what decides it:
         // the document says so, and the schemathesis hooks know it.

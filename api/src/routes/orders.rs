@@ -46,11 +46,9 @@ async fn order_reply(
 
 fn ended(status: OrderStatus) -> ApiError {
     match status {
-        OrderStatus::Paid => ApiError::Conflict("order_paid", "The order is paid."),
-        OrderStatus::Expired => {
-            ApiError::Conflict("order_expired", "The order expired before it was paid.")
-        }
-        _ => ApiError::Conflict("order_cancelled", "The order was cancelled."),
+        OrderStatus::Paid => ApiError::ORDER_PAID,
+        OrderStatus::Expired => ApiError::ORDER_EXPIRED,
+        _ => ApiError::ORDER_CANCELLED,
     }
 }
 

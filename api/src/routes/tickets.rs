@@ -28,11 +28,8 @@ pub async fn ticket(
         .tickets
         .issue(&campaign, &user, now)
         .map_err(|e| match e {
-            NotIssued::TooEarly => ApiError::Conflict(
-                "not_started",
-                "Tickets are handed out only shortly before the campaign starts.",
-            ),
-            NotIssued::Ended => ApiError::Conflict("ended", "The campaign has ended."),
+            NotIssued::TooEarly => ApiError::TICKETS_NOT_YET,
+            NotIssued::Ended => ApiError::ENDED,
         })?;
     state.engine.funnel.count(id, Stage::Ticket);
     let mut res = Json(json!({
