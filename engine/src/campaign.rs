@@ -364,6 +364,32 @@ impl NewCampaign {
     }
 }
 
+/// A flash sale of 10 units, one per user, open from `starts_at_ms` to `ends_at_ms`: the
+/// row unit tests start from.
+#[cfg(test)]
+impl Campaign {
+    pub(crate) fn for_tests(id: u64, starts_at_ms: i64, ends_at_ms: i64) -> Campaign {
+        Campaign {
+            id,
+            kind: CampaignKind::FlashSale,
+            name: "x".into(),
+            total: 10,
+            per_user_limit: 1,
+            price_cents: 0,
+            total_cents: 0,
+            min_cents: 0,
+            split_seed: 0,
+            starts_at_ms,
+            ends_at_ms,
+            created_at_ms: 0,
+            ticket_required: false,
+            ticket_lead_secs: 5,
+            buckets: 1,
+            payment_window_secs: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,22 +564,8 @@ mod tests {
     #[test]
     fn status_prefers_ended_then_sold_out() {
         let c = Campaign {
-            id: 1,
-            kind: CampaignKind::FlashSale,
-            name: "x".into(),
             total: 5,
-            per_user_limit: 1,
-            price_cents: 0,
-            total_cents: 0,
-            min_cents: 0,
-            split_seed: 0,
-            starts_at_ms: 100,
-            ends_at_ms: 200,
-            created_at_ms: 0,
-            ticket_required: false,
-            ticket_lead_secs: 5,
-            buckets: 1,
-            payment_window_secs: None,
+            ..Campaign::for_tests(1, 100, 200)
         };
         assert_eq!(c.status(50, 5), CampaignStatus::Scheduled);
         assert_eq!(c.status(150, 5), CampaignStatus::Active);

@@ -94,27 +94,20 @@ impl CampaignRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::CampaignKind;
 
     fn row(id: u64, name: &str) -> Arc<Campaign> {
         Arc::new(Campaign {
-            id,
-            kind: CampaignKind::FlashSale,
             name: name.into(),
-            total: 10,
-            per_user_limit: 1,
-            price_cents: 0,
-            total_cents: 0,
-            min_cents: 0,
-            split_seed: 0,
-            starts_at_ms: 0,
-            ends_at_ms: 1,
-            created_at_ms: 0,
-            ticket_required: false,
-            ticket_lead_secs: 0,
-            buckets: 1,
-            payment_window_secs: None,
+            ..Campaign::for_tests(id, 0, 1)
         })
+    }
+
+    /// The row's name as a new thread (no copies yet) sees it.
+    fn name_on_another_thread(rows: &Arc<CampaignRows>, id: u64) -> Option<String> {
+        let rows = rows.clone();
+        std::thread::spawn(move || rows.get(id).map(|c| c.name.clone()))
+            .join()
+            .expect("thread")
     }
 
     #[test]
@@ -125,12 +118,7 @@ mod tests {
         // Copies taken here and on another thread.
         assert_eq!(name(&rows), Some("first".into()));
         assert_eq!(name(&rows), Some("first".into()));
-        let other = {
-            let rows = rows.clone();
-            std::thread::spawn(move || rows.get(1).map(|c| c.name.clone()))
-                .join()
-                .expect("thread")
-        };
+        let other = name_on_another_thread(&rows, 1);
         assert_eq!(other, Some("first".into()));
         // A copy is the row's value, not the shared allocation.
         let copy = rows.get(1).expect("kept");
@@ -140,12 +128,7 @@ mod tests {
         // A new row, then none: each thread sees the change on its next lookup.
         rows.insert(1, row(1, "second"));
         assert_eq!(name(&rows), Some("second".into()));
-        let seen = {
-            let rows = rows.clone();
-            std::thread::spawn(move || rows.get(1).map(|c| c.name.clone()))
-                .join()
-                .expect("thread")
-        };
+        let seen = name_on_another_thread(&rows, 1);
         assert_eq!(seen, Some("second".into()));
         rows.remove(1);
         assert_eq!(name(&rows), None);

@@ -180,28 +180,13 @@ impl Tickets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::CampaignKind;
 
     const START: i64 = 1_000_000_000;
 
     fn campaign(id: u64) -> Campaign {
         Campaign {
-            id,
-            kind: CampaignKind::FlashSale,
-            name: "x".into(),
-            total: 10,
-            per_user_limit: 1,
-            price_cents: 0,
-            total_cents: 0,
-            min_cents: 0,
-            split_seed: 0,
-            starts_at_ms: START,
-            ends_at_ms: START + 3_600_000,
-            created_at_ms: 0,
             ticket_required: true,
-            ticket_lead_secs: 5,
-            buckets: 1,
-            payment_window_secs: None,
+            ..Campaign::for_tests(id, START, START + 3_600_000)
         }
     }
 
