@@ -231,87 +231,45 @@ impl From<EngineError> for ApiError {
     }
 }
 
-impl ApiError {
-    /// `403 blocked`: the user or the address is on the blocklist.
-    pub const BLOCKED: ApiError = ApiError::Fixed(fixed!(
-        FORBIDDEN,
-        "blocked",
-        "This account or address is blocked."
-    ));
-    /// `403 ticket_required`: the campaign needs a valid claim ticket.
-    pub const TICKET_REQUIRED: ApiError = ApiError::Fixed(fixed!(
-        FORBIDDEN,
-        "ticket_required",
-        "This campaign needs a valid claim ticket (X-Claim-Ticket)."
-    ));
-    /// `403 risk_rejected`: a risk rule refused the claim.
-    pub const RISK_REJECTED: ApiError = ApiError::Fixed(fixed!(
-        FORBIDDEN,
-        "risk_rejected",
-        "The claim was refused by a risk check."
-    ));
-    /// `409 sold_out`.
-    pub const SOLD_OUT: ApiError =
-        ApiError::Fixed(fixed!(CONFLICT, "sold_out", "The campaign is sold out."));
-    /// `409 not_started` of a claim.
-    pub const NOT_STARTED: ApiError = ApiError::Fixed(fixed!(
-        CONFLICT,
-        "not_started",
-        "The campaign has not started yet."
-    ));
-    /// `409 not_started` of a ticket asked for too early.
-    pub const TICKETS_NOT_YET: ApiError = ApiError::Fixed(fixed!(
-        CONFLICT,
-        "not_started",
-        "Tickets are handed out only shortly before the campaign starts."
-    ));
-    /// `409 ended`.
-    pub const ENDED: ApiError =
-        ApiError::Fixed(fixed!(CONFLICT, "ended", "The campaign has ended."));
-    /// `409 order_paid`, `order_expired`, `order_cancelled`: the order ended before.
-    pub const ORDER_PAID: ApiError =
-        ApiError::Fixed(fixed!(CONFLICT, "order_paid", "The order is paid."));
-    pub const ORDER_EXPIRED: ApiError = ApiError::Fixed(fixed!(
-        CONFLICT,
-        "order_expired",
-        "The order expired before it was paid."
-    ));
-    pub const ORDER_CANCELLED: ApiError = ApiError::Fixed(fixed!(
-        CONFLICT,
-        "order_cancelled",
-        "The order was cancelled."
-    ));
+/// `NAME = STATUS, "code", "message";`, each a public `ApiError` constant of a fixed
+/// error, and `ApiError::NAMED`, every one of them (for the test of their bodies).
+macro_rules! fixed_errors {
+    ($($(#[$doc:meta])* $name:ident = $status:ident, $code:literal, $message:literal;)*) => {
+        impl ApiError {
+            $(
+                $(#[$doc])*
+                pub const $name: ApiError = ApiError::Fixed(fixed!($status, $code, $message));
+            )*
 
-    /// Every fixed error, for the test that holds their bodies to serde's.
-    #[cfg(test)]
-    fn all_fixed() -> Vec<&'static Fixed> {
-        use ApiError::*;
-        [
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            MethodNotAllowed,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            RateLimited(1),
-            Self::BLOCKED,
-            Self::TICKET_REQUIRED,
-            Self::RISK_REJECTED,
-            Self::SOLD_OUT,
-            Self::NOT_STARTED,
-            Self::TICKETS_NOT_YET,
-            Self::ENDED,
-            Self::ORDER_PAID,
-            Self::ORDER_EXPIRED,
-            Self::ORDER_CANCELLED,
-        ]
-        .iter()
-        .filter_map(|e| match e.reply() {
-            Reply::Fixed(f) => Some(f),
-            Reply::Made(..) => None,
-        })
-        .collect()
-    }
+            #[cfg(test)]
+            const NAMED: &'static [ApiError] = &[$(Self::$name),*];
+        }
+    };
+}
+
+fixed_errors! {
+    /// `403 blocked`: the user or the address is on the blocklist.
+    BLOCKED = FORBIDDEN, "blocked", "This account or address is blocked.";
+    /// `403 ticket_required`: the campaign needs a valid claim ticket.
+    TICKET_REQUIRED = FORBIDDEN, "ticket_required",
+        "This campaign needs a valid claim ticket (X-Claim-Ticket).";
+    /// `403 risk_rejected`: a risk rule refused the claim.
+    RISK_REJECTED = FORBIDDEN, "risk_rejected", "The claim was refused by a risk check.";
+    /// `409 sold_out`.
+    SOLD_OUT = CONFLICT, "sold_out", "The campaign is sold out.";
+    /// `409 not_started` of a claim.
+    NOT_STARTED = CONFLICT, "not_started", "The campaign has not started yet.";
+    /// `409 not_started` of a ticket asked for too early.
+    TICKETS_NOT_YET = CONFLICT, "not_started",
+        "Tickets are handed out only shortly before the campaign starts.";
+    /// `409 ended`.
+    ENDED = CONFLICT, "ended", "The campaign has ended.";
+    /// `409 order_paid`: the order ended, paid, before this.
+    ORDER_PAID = CONFLICT, "order_paid", "The order is paid.";
+    /// `409 order_expired`.
+    ORDER_EXPIRED = CONFLICT, "order_expired", "The order expired before it was paid.";
+    /// `409 order_cancelled`.
+    ORDER_CANCELLED = CONFLICT, "order_cancelled", "The order was cancelled.";
 }
 
 #[cfg(test)]
@@ -349,8 +307,25 @@ mod body_tests {
 
     #[test]
     fn fixed_bodies_are_the_json_serde_writes() {
-        let all = ApiError::all_fixed();
-        assert_eq!(all.len(), 17, "every fixed error is listed");
+        use ApiError::*;
+        let unit = [
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            RateLimited(1),
+        ];
+        let all: Vec<&super::Fixed> = unit
+            .iter()
+            .chain(ApiError::NAMED)
+            .filter_map(|e| match e.reply() {
+                Reply::Fixed(f) => Some(f),
+                Reply::Made(..) => None,
+            })
+            .collect();
+        assert_eq!(all.len(), unit.len() + ApiError::NAMED.len(), "all fixed");
         for f in all {
             let want = serde_json::to_string(&ErrorBody {
                 error: ErrorFields {
