@@ -51,37 +51,27 @@ macro_rules! fixed {
     };
 }
 
-const UNAUTHORIZED: &Fixed = fixed!(
-    UNAUTHORIZED,
-    "unauthorized",
-    "Missing, malformed, wrongly signed or expired credentials."
-);
-const FORBIDDEN: &Fixed = fixed!(
-    FORBIDDEN,
-    "forbidden",
-    "These credentials may not use this route."
-);
-const NOT_FOUND: &Fixed = fixed!(NOT_FOUND, "not_found", "No such route or campaign.");
-const METHOD_NOT_ALLOWED: &Fixed = fixed!(
-    METHOD_NOT_ALLOWED,
-    "method_not_allowed",
-    "This route does not take that method."
-);
-const PAYLOAD_TOO_LARGE: &Fixed = fixed!(
-    PAYLOAD_TOO_LARGE,
-    "payload_too_large",
-    "The body is larger than 16 KiB."
-);
-const UNSUPPORTED_MEDIA_TYPE: &Fixed = fixed!(
-    UNSUPPORTED_MEDIA_TYPE,
-    "unsupported_media_type",
-    "Send the body as application/json."
-);
-const RATE_LIMITED: &Fixed = fixed!(
-    TOO_MANY_REQUESTS,
-    "rate_limited",
-    "Too many requests; slow down."
-);
+/// `NAME = STATUS, "code", "message";`, each a private `&Fixed` constant: the replies
+/// of the unit variants (the public constants are `fixed_errors!`'s, below).
+macro_rules! fixed_replies {
+    ($($name:ident = $status:ident, $code:literal, $message:literal;)*) => {
+        $(const $name: &Fixed = fixed!($status, $code, $message);)*
+    };
+}
+
+fixed_replies! {
+    UNAUTHORIZED = UNAUTHORIZED, "unauthorized",
+        "Missing, malformed, wrongly signed or expired credentials.";
+    FORBIDDEN = FORBIDDEN, "forbidden", "These credentials may not use this route.";
+    NOT_FOUND = NOT_FOUND, "not_found", "No such route or campaign.";
+    METHOD_NOT_ALLOWED = METHOD_NOT_ALLOWED, "method_not_allowed",
+        "This route does not take that method.";
+    PAYLOAD_TOO_LARGE = PAYLOAD_TOO_LARGE, "payload_too_large",
+        "The body is larger than 16 KiB.";
+    UNSUPPORTED_MEDIA_TYPE = UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+        "Send the body as application/json.";
+    RATE_LIMITED = TOO_MANY_REQUESTS, "rate_limited", "Too many requests; slow down.";
+}
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";

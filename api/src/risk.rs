@@ -181,13 +181,13 @@ impl<K: Hash + Eq + Clone + Send> Velocity<K> {
         // Never borrowed twice (nothing here calls back); a failed borrow only means
         // taking the lock.
         let kept = &self.over.local().0;
-        if let Some(settled) = kept.try_borrow().ok().and_then(|k| {
+        if let Some(among_settled) = kept.try_borrow().ok().and_then(|k| {
             k.get(key)
                 .filter(|(i, _)| *i == index)
                 .map(|(_, u)| u.binary_search(&user).is_ok())
         }) {
             // Over already (the first claim past it was told so, and logged).
-            return if settled {
+            return if among_settled {
                 Count::Within
             } else {
                 Count::Over { first: false }
