@@ -15,6 +15,19 @@ use stampede_engine::auth::Auth;
 use stampede_engine::clock::Clock;
 use stampede_engine::testkit::{TestCluster, TestMysql, TestPg, TestRedis, TestSqlite};
 
+/// The engine's warnings and errors into the test's captured output (the test harness
+/// prints it only for a failing test, so a 503 shows its cause). Once per test binary;
+/// `RUST_LOG` overrides the level.
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// `stampede serve` (the real binary) on `port`, over the test's database, with the
 /// test secrets; the caller adds its own settings and spawns it.
 pub fn serve_command(config: &Config, port: u16) -> std::process::Command {
@@ -263,6 +276,7 @@ impl TestApp {
 
     /// Starts the engine in `mode` (`Api`: no workers, so accepted claims stay queued).
     pub async fn start_in(config: &Config, mode: Mode, clock: Option<Arc<dyn Clock>>) -> TestApp {
+        capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

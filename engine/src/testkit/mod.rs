@@ -47,19 +47,17 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts a server without persistence on a free port and waits until it answers.
     pub fn start() -> TestRedis {
-        Self::start_on(free_port())
+        Self::start_free(&[])
     }
 
+    /// Starts a server on `port` (a restart on the port an earlier one had).
     pub fn start_on(port: u16) -> TestRedis {
-        Self::start_with(port, &[])
+        Self::start_with(port, &[]).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts a replica of `primary` on a free port.
     pub fn start_replica_of(primary: &TestRedis) -> TestRedis {
-        Self::start_with(
-            free_port(),
-            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
-        )
+        Self::start_free(&["--replicaof", "127.0.0.1", &primary.port.to_string()])
     }
 
     /// Starts a server on `port` that keeps its snapshot (`dump.rdb`) in `dir`, and loads
@@ -68,6 +66,7 @@ impl TestRedis {
     pub fn start_snapshotting(port: u16, dir: &std::path::Path) -> TestRedis {
         let dir = dir.to_str().expect("a UTF-8 directory");
         Self::start_with(port, &["--dir", dir, "--dbfilename", "dump.rdb"])
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes the snapshot now (`SAVE`); only for a server started with
@@ -79,8 +78,23 @@ impl TestRedis {
         let _: () = redis::cmd("SAVE").query(&mut conn).expect("SAVE");
     }
 
-    fn start_with(port: u16, extra: &[&str]) -> TestRedis {
-        let child = Command::new("redis-server")
+    /// On a free port, tried again on another one when the port was taken between
+    /// [`free_port`] releasing it and the server binding it (by anything on the machine).
+    fn start_free(extra: &[&str]) -> TestRedis {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::start_with(free_port(), extra) {
+                Ok(r) => return r,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
+    }
+
+    /// Spawns the server and waits until the server it spawned answers `PING` on `port`:
+    /// a connection alone could reach whatever else took the port.
+    fn start_with(port: u16, extra: &[&str]) -> Result<TestRedis, String> {
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -97,16 +111,28 @@ impl TestRedis {
             .spawn()
             .expect("redis-server on PATH (.ci/run installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "redis-server on {port} exited at its start ({status}): the port was taken"
+                ));
+            }
+            if answers_ping(port) {
+                // Ours, unless it exited since and something else answers there.
+                if child.try_wait().is_ok_and(|s| s.is_none()) {
+                    return Ok(TestRedis {
+                        port,
+                        child: Some(child),
+                    });
+                }
+                continue;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("redis-server did not answer on {port} within 10 s"));
+            }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        TestRedis {
-            port,
-            child: Some(child),
         }
     }
 
@@ -146,6 +172,17 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a Redis answers `PING` on loopback `port` within a second.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
 /// A fresh PostgreSQL database with a random name, dropped with this guard.
