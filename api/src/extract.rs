@@ -33,10 +33,19 @@ fn too_large(length: &HeaderValue) -> bool {
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// The token of an `Authorization: Bearer <token>` value (the scheme in any case, the
+/// blanks around the token trimmed), as bytes: a remembered token is found by them, and
+/// only a token the cache does not hold is read as text (`Auth::verify`).
+pub fn bearer_token(value: &HeaderValue) -> Option<&[u8]> {
+    let v = value.as_bytes();
+    let space = v.iter().position(|&b| b == b' ')?;
+    v[..space]
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| v[space + 1..].trim_ascii())
+}
+
+fn bearer(parts: &Parts) -> Option<&[u8]> {
+    bearer_token(parts.headers.get(AUTHORIZATION)?)
 }
 
 /// A caller with a valid user JWT; holds the user id.
@@ -46,24 +55,11 @@ impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let VerifiedUser(v) = VerifiedUser::from_request_parts(parts, state).await?;
-        Ok(User(v.user))
-    }
-}
-
-/// A caller with a valid user JWT, with what else the token says (the optional
-/// `account_created_at` the risk rules read).
-pub struct VerifiedUser(pub stampede_engine::auth::Verified);
-
-impl FromRequestParts<AppState> for VerifiedUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         state
             .auth
-            .verify(token)
-            .map(VerifiedUser)
+            .verify_user(token)
+            .map(User)
             .map_err(|_| ApiError::Unauthorized)
     }
 }
@@ -96,27 +92,20 @@ pub struct ClaimHeaders {
 /// The longest `X-Device-Id` taken.
 const MAX_DEVICE_ID: usize = 128;
 
-// Header names made once: looking one up by a `&str` parses the name on every request.
-static X_CLAIM_TICKET: HeaderName = HeaderName::from_static("x-claim-ticket");
-static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-device-id");
+// Made once: looking a header up by a `&str` parses the name on every request.
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-impl<S: Send + Sync> FromRequestParts<S> for ClaimHeaders {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let text = |name: &HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .map(|v| v.to_str().map(|s| s.trim().to_string()))
-        };
-        let ticket = match text(&X_CLAIM_TICKET) {
-            None => None,
-            // Unreadable bytes are no ticket; the route answers 403 when one is needed.
-            Some(t) => t.ok(),
-        };
-        let device = match text(&X_DEVICE_ID) {
+impl ClaimHeaders {
+    /// From the two headers' values: a ticket that is not text is no ticket (the route
+    /// answers 403 when one is needed); a device id must be 1 to 128 visible ASCII
+    /// characters, else 422.
+    pub fn from_values(
+        ticket: Option<&HeaderValue>,
+        device: Option<&HeaderValue>,
+    ) -> Result<Self, ApiError> {
+        let text = |v: &HeaderValue| v.to_str().map(|s| s.trim().to_string());
+        let ticket = ticket.and_then(|t| text(t).ok());
+        let device = match device.map(text) {
             None => None,
             Some(Ok(d))
                 if (1..=MAX_DEVICE_ID).contains(&d.len())
@@ -157,6 +146,25 @@ impl FromRequestParts<AppState> for Admin {
 /// the address `X-Forwarded-For` names (see [`crate::client_ip`]).
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
+impl ClientIp {
+    /// The connection's peer, or behind a trusted proxy the address `forwarded_for`
+    /// (the request's first `X-Forwarded-For`) names.
+    pub fn of(parts: &Parts, state: &AppState, forwarded_for: Option<&HeaderValue>) -> Self {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        ClientIp(peer.map(|p| {
+            if !state.proxies.trusts(p) {
+                return p;
+            }
+            state
+                .proxies
+                .client(p, forwarded_for.and_then(|v| v.to_str().ok()))
+        }))
+    }
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
@@ -164,22 +172,18 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
         // The header is read only from a trusted proxy (anyone else's is ignored), so
         // the common request, straight from its client, does not look it up.
-        Ok(ClientIp(peer.map(|p| {
-            if !state.proxies.trusts(p) {
-                return p;
-            }
-            let forwarded = parts
-                .headers
-                .get(&X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok());
-            state.proxies.client(p, forwarded)
-        })))
+        let trusted = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|c| state.proxies.trusts(c.0.ip()));
+        let forwarded = if trusted {
+            parts.headers.get(&X_FORWARDED_FOR)
+        } else {
+            None
+        };
+        Ok(ClientIp::of(parts, state, forwarded))
     }
 }
 
@@ -239,11 +243,12 @@ impl<S: Send + Sync> FromRequestParts<S> for CampaignPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::NotFound)?;
-        campaign_id(&raw).map(CampaignPath)
+        // The raw (percent-decoded) parameter: no `String` made to parse a number.
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let (_, raw) = params.iter().next().ok_or(ApiError::NotFound)?;
+        campaign_id(raw).map(CampaignPath)
     }
 }
 
@@ -287,18 +292,21 @@ pub struct JsonBody<T>(pub Option<T>);
 
 /// Whether the request says its body is JSON (`None`: it says nothing).
 pub fn json_type(headers: &axum::http::HeaderMap) -> Option<bool> {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let mime = v
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            mime == "application/json" || mime.ends_with("+json")
-        })
+    is_json_type(headers.get(CONTENT_TYPE))
+}
+
+/// What a `Content-Type` value says: JSON (`application/json` or `+json`) or not;
+/// `None` when there is none, or none readable as text.
+fn is_json_type(v: Option<&HeaderValue>) -> Option<bool> {
+    v.and_then(|v| v.to_str().ok()).map(|v| {
+        let mime = v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        mime == "application/json" || mime.ends_with("+json")
+    })
 }
 
 /// A body read whole, as [`JsonBody`] takes it: `None` when empty, 415 unless declared
@@ -351,23 +359,61 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-impl FromRequest<AppState> for RawJson {
-    type Rejection = ApiError;
+/// What a request's headers say of its body, taken before the body is read.
+pub struct BodyHeaders {
+    /// `Content-Length` over [`MAX_BODY_BYTES`]: 413 before a byte is read.
+    too_large: bool,
+    /// A body is declared (a non-zero length, or `Transfer-Encoding`): it is read
+    /// within [`BODY_READ_TIMEOUT`].
+    declared: bool,
+    json_type: Option<bool>,
+}
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let length = req.headers().get(CONTENT_LENGTH);
-        if length.is_some_and(too_large) {
+impl BodyHeaders {
+    pub fn from_values(
+        length: Option<&HeaderValue>,
+        transfer_encoding: bool,
+        content_type: Option<&HeaderValue>,
+    ) -> Self {
+        BodyHeaders {
+            too_large: length.is_some_and(too_large),
+            declared: length.is_some_and(|v| v.as_bytes() != b"0") || transfer_encoding,
+            json_type: is_json_type(content_type),
+        }
+    }
+
+    fn of(headers: &HeaderMap) -> Self {
+        Self::from_values(
+            headers.get(CONTENT_LENGTH),
+            headers.contains_key(TRANSFER_ENCODING),
+            headers.get(CONTENT_TYPE),
+        )
+    }
+}
+
+impl RawJson {
+    /// Reads the body whole, as `headers` (the request's) declared it.
+    pub async fn read(
+        req: Request,
+        headers: BodyHeaders,
+        state: &AppState,
+    ) -> Result<RawJson, ApiError> {
+        if headers.too_large {
             return Err(ApiError::PayloadTooLarge);
+        }
+        let json_type = headers.json_type;
+        // Nothing to read (the common bodiless claim): no collecting, no timer.
+        if axum::body::HttpBody::is_end_stream(req.body()) {
+            return Ok(RawJson {
+                json_type,
+                bytes: Bytes::new(),
+            });
         }
         // A declared body is read within BODY_READ_TIMEOUT: the claim route runs outside
         // the per-request timer, and a client that declares a body and sends it slowly
-        // (or never) must not hold its connection and task forever. No body declared,
-        // no timer: the common bodiless claim pays nothing.
-        let declared = length.is_some_and(|v| v.as_bytes() != b"0")
-            || req.headers().contains_key(TRANSFER_ENCODING);
-        let json_type = json_type(req.headers());
+        // (or never) must not hold its connection and task forever.
         let read = Bytes::from_request(req, state);
-        let read = if declared {
+        let read = if headers.declared {
             tokio::time::timeout(BODY_READ_TIMEOUT, read)
                 .await
                 .map_err(|_| ApiError::Unavailable("The body took too long to arrive."))?
@@ -382,5 +428,14 @@ impl FromRequest<AppState> for RawJson {
             }
         })?;
         Ok(RawJson { json_type, bytes })
+    }
+}
+
+impl FromRequest<AppState> for RawJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let headers = BodyHeaders::of(req.headers());
+        RawJson::read(req, headers, state).await
     }
 }

@@ -1,6 +1,7 @@
 //! Stampede's HTTP api and process wiring.
 //!
-//! - [`routes`]: the contract's routes (`routes/claims.rs` holds the claim hot path).
+//! - [`routes`]: the contract's routes (`routes/claims.rs` holds the claim hot path,
+//!   [`claim_request`] what it reads from a request).
 //! - [`extract`]: credentials and strict JSON bodies; [`error`]: the one error type;
 //!   [`request_id`]: the id every request gets, carried into the worker's logs.
 //! - [`startup`]: builds the engine from the [`config`] and runs the api, the worker
@@ -14,6 +15,7 @@
 
 pub mod campaign_reply;
 pub mod catalog;
+pub mod claim_request;
 pub mod client_ip;
 pub mod config;
 pub mod dashboard;

@@ -1,11 +1,11 @@
 //! The request id at the HTTP edge: every request gets one, a client's (or a proxy's)
 //! `X-Request-Id` when it is a safe, short token (see [`RequestId::parse`]), else a
 //! fresh one. It is echoed in the reply's `X-Request-Id`, recorded in the request's
-//! tracing span (so every log line of the request carries it), and handed to the claim
-//! route, which sends it along in the claim event to the worker's logs.
+//! tracing span (so every log line of the request carries it), and left in the
+//! request's extensions for the claim route (`crate::claim_request`), which sends it
+//! along in the claim event to the worker's logs.
 
-use axum::extract::{FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -29,16 +29,4 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     res
-}
-
-/// The request's id, as [`assign`] set it (`None` only when the middleware is not
-/// installed, as in a router built by hand).
-pub struct ReqId(pub Option<RequestId>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ReqId {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ReqId(parts.extensions.get::<RequestId>().copied()))
-    }
 }

@@ -53,12 +53,18 @@ impl Shared {
         user: &str,
         ip: Option<std::net::IpAddr>,
     ) -> Result<(), crate::error::ApiError> {
+        self.admit_caller_at(user, ip, stampede_engine::clock::now_ms())
+    }
+
+    /// [`AppState::admit_caller`] with the blocklist read at `now_ms`.
+    pub fn admit_caller_at(
+        &self,
+        user: &str,
+        ip: Option<std::net::IpAddr>,
+        now_ms: i64,
+    ) -> Result<(), crate::error::ApiError> {
         use crate::error::ApiError;
-        if self
-            .engine
-            .blocklist
-            .refuses(user, ip, stampede_engine::clock::now_ms())
-        {
+        if self.engine.blocklist.refuses(user, ip, now_ms) {
             crate::telemetry::risk_refusal("blocklist", "refuse");
             return Err(ApiError::BLOCKED);
         }

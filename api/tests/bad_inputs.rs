@@ -317,3 +317,90 @@ async fn a_claim_whose_declared_body_never_comes_is_answered_not_held() {
     assert!(text.contains("\"unavailable\""), "{text}");
     app.stop().await;
 }
+
+/// A claim that breaks several rules gets the answer of the first the route checks:
+/// the token (401), the device id (422), the campaign id (404), then the body (400).
+/// The route reads all of its request in one extractor (`claim_request.rs`); this is the
+/// order its separate extractors used to answer in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_with_several_faults_gets_the_first_ones_answer() {
+    let deps = Deps::new(Backend::Embedded).await;
+    let mut app = TestApp::start(&deps.config()).await;
+    let id = app.flash(10, 1).await;
+    let user = app.token("several");
+    let send = |token: Option<&str>, device: &str, path: String| {
+        let mut req = app
+            .http
+            .post(app.url(&path))
+            .header("x-device-id", device)
+            .header("content-type", "application/json")
+            .body("{nope");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.expect("send");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.expect("json");
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let bad_id = "/v1/campaigns/abc/claims".to_string();
+    let good_id = format!("/v1/campaigns/{id}/claims");
+    let want = |s: u16, c: &str| (s, c.to_string());
+    assert_eq!(
+        send(None, "a b", bad_id.clone()).await,
+        want(401, "unauthorized")
+    );
+    assert_eq!(
+        send(Some("x.y.z"), "a b", bad_id.clone()).await,
+        want(401, "unauthorized")
+    );
+    assert_eq!(
+        send(Some(&user), "a b", bad_id.clone()).await,
+        want(422, "invalid_request")
+    );
+    assert_eq!(
+        send(Some(&user), "d-1", bad_id).await,
+        want(404, "not_found")
+    );
+    assert_eq!(
+        send(Some(&user), "d-1", good_id).await,
+        want(400, "malformed_json")
+    );
+    app.stop().await;
+}
+
+/// The token is looked up by the header's bytes: bytes beyond it that are not text
+/// (after the token was remembered by a good claim) make it another token, refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_token_with_bytes_beyond_it_is_refused() {
+    let deps = Deps::new(Backend::Embedded).await;
+    let mut app = TestApp::start(&deps.config()).await;
+    let id = app.flash(10, 1).await;
+    let user = app.token("bytes");
+    let claim = |auth: Vec<u8>| {
+        let req = app
+            .http
+            .post(app.url(&format!("/v1/campaigns/{id}/claims")))
+            .header(
+                "authorization",
+                reqwest::header::HeaderValue::from_bytes(&auth).expect("a header value"),
+            );
+        async move { req.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(claim(format!("Bearer {user}").into_bytes()).await, 201);
+    assert_eq!(claim(format!("bearer   {user} ").into_bytes()).await, 200);
+    for tail in [&b"\xc3\xa9"[..], b"\xa0", b"\xc2\xa0", b"x"] {
+        let mut auth = format!("Bearer {user}").into_bytes();
+        auth.extend_from_slice(tail);
+        assert_eq!(claim(auth).await, 401, "a token followed by {tail:?}");
+    }
+    let mut odd_scheme = b"Bear\xe9r ".to_vec();
+    odd_scheme.extend_from_slice(user.as_bytes());
+    assert_eq!(claim(odd_scheme).await, 401);
+    app.stop().await;
+}

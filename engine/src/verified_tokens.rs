@@ -209,8 +209,8 @@ impl VerifiedTokens {
 
     /// What `token` said when it was verified, if it is remembered and its `exp` (unix
     /// seconds) is after `now_secs`; counted as a hit or a miss.
-    pub fn get(&self, token: &str, now_secs: u64) -> Option<Remembered> {
-        let token = token.as_bytes();
+    pub fn get(&self, token: impl AsRef<[u8]>, now_secs: u64) -> Option<Remembered> {
+        let token = token.as_ref();
         let found = if token.len() <= SLOT_TOKEN {
             let (set, tag) = self.set(token);
             set.iter().find_map(|s| s.read(tag, token))
@@ -228,11 +228,17 @@ impl VerifiedTokens {
 
     /// Remembers a token that passed every check, with a user id of at most 64 bytes
     /// (a longer one is not remembered: the contract allows none).
-    pub fn insert(&self, token: &str, user: &str, exp: u64, account_created_at: Option<i64>) {
+    pub fn insert(
+        &self,
+        token: impl AsRef<[u8]>,
+        user: &str,
+        exp: u64,
+        account_created_at: Option<i64>,
+    ) {
+        let token = token.as_ref();
         if user.len() > MAX_USER || token.is_empty() {
             return;
         }
-        let token = token.as_bytes();
         let known = Known {
             user: user.into(),
             exp,
@@ -329,7 +335,7 @@ mod tests {
                     let mut i = w;
                     while !stop.load(Ordering::Relaxed) {
                         let n = 1 + i % 9;
-                        tokens.insert(&token(n), &user(n), 10 + (i % 7) as u64, None);
+                        tokens.insert(token(n), &user(n), 10 + (i % 7) as u64, None);
                         i += 2;
                     }
                 })
@@ -339,7 +345,7 @@ mod tests {
         let started = std::time::Instant::now();
         while started.elapsed() < std::time::Duration::from_millis(500) {
             for n in 1..10 {
-                if let Some(r) = tokens.get(&token(n), 0) {
+                if let Some(r) = tokens.get(token(n), 0) {
                     assert_eq!(r.user, user(n), "token {n} gave another user");
                     hits += 1;
                 }

@@ -14,16 +14,12 @@ use serde_json::json;
 use stampede_engine::auth::Verified;
 use stampede_engine::campaign::Campaign;
 use stampede_engine::claim::ClaimOutcome;
-use stampede_engine::clock::now_ms;
 use stampede_engine::order::Order;
 use stampede_engine::request_id::RequestId;
 
+use crate::claim_request::ClaimRequest;
 use crate::error::ApiError;
-use crate::extract::{
-    is_claim_id, page_limit, CampaignPath, ClaimHeaders, ClientIp, JsonBody, QueryParams, User,
-    VerifiedUser,
-};
-use crate::request_id::ReqId;
+use crate::extract::{is_claim_id, page_limit, CampaignPath, ClaimHeaders, QueryParams, User};
 use crate::risk::ClaimSignals;
 use crate::state::AppState;
 use crate::telemetry::risk_refusal;
@@ -39,16 +35,18 @@ pub struct ClaimBody {
 
 pub async fn claim(
     State(state): State<AppState>,
-    VerifiedUser(caller): VerifiedUser,
-    ClientIp(ip): ClientIp,
-    headers: ClaimHeaders,
-    ReqId(request_id): ReqId,
-    CampaignPath(id): CampaignPath,
-    JsonBody(body): JsonBody<ClaimBody>,
+    ClaimRequest {
+        caller,
+        ip,
+        headers,
+        request_id,
+        campaign_id: id,
+        body,
+        now_ms: now,
+    }: ClaimRequest<ClaimBody>,
 ) -> Response {
     let started = Instant::now();
     let user = caller.user.as_str();
-    let now = now_ms();
     let result = match admit(&state, &caller, ip, &headers, id, now).await {
         Ok(campaign) => claim_inner(&state, user, &campaign, body, request_id, now).await,
         Err(e) => Err(e),
@@ -81,7 +79,7 @@ async fn admit(
     now: i64,
 ) -> Result<Arc<Campaign>, ApiError> {
     let user = caller.user.as_str();
-    state.admit_caller(user, ip)?;
+    state.admit_caller_at(user, ip, now)?;
     let campaign = state.engine.campaign(campaign_id).await?;
     let ticket_issued_at_ms = if campaign.ticket_required {
         match state
