@@ -23,10 +23,12 @@
 //!
 //! What a hit still costs is the slot's memory: in `benches/hot-reads.sh` a token comes
 //! back every 4,000 requests, long after the kernel's and hyper's buffers have pushed
-//! its line out of every cache, so a hit is one read from memory and a page walk
-//! (400-600 ns in the profile). Slots packed in the order tokens were verified, found
-//! through a small index, were tried: the index is a miss of its own, and the profile
-//! did not improve.
+//! its lines out of every cache. A lookup therefore loads every word a hit needs from
+//! both of its set's slots before it looks at any ([`Slot::look`]), so that their lines
+//! come from memory together: one trip instead of three in a row (the header line, the
+//! token's, the user's), 270 ns instead of 400 in the profile. Slots packed in the order
+//! tokens were verified, found through a small index, were tried: the index is a miss
+//! of its own, and the profile did not improve.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -49,8 +51,12 @@ const LONG_TOKENS: usize = 4_096;
 
 /// One remembered token. All words are atomics, read and written `Relaxed` under the
 /// slot's `seq`; `lens == 0` is an empty slot (no empty token is ever verified).
+///
+/// In this order (`repr(C)`): what every lookup reads first, then the user, then the
+/// token, so that a hit of a token of the usual 150 bytes reads the slot's first four
+/// lines and no others.
 #[derive(Default)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Slot {
     /// Even when the slot is stable, odd while it is being written; +2 per write.
     seq: AtomicU64,
@@ -61,60 +67,102 @@ struct Slot {
     lens: AtomicU64,
     exp: AtomicU64,
     account_created_at: AtomicU64,
-    token: [AtomicU64; TOKEN_WORDS],
     user: [AtomicU64; USER_WORDS],
+    token: [AtomicU64; TOKEN_WORDS],
+}
+
+/// What a lookup saw in one slot: every word a hit needs, loaded before any of them is
+/// looked at (see [`Slot::look`]).
+struct Seen {
+    seq: u64,
+    /// The slot held exactly the token, and no write was in progress at the start.
+    held: bool,
+    lens: u64,
+    exp: u64,
+    created: u64,
+    user: [u64; USER_WORDS],
+}
+
+/// A token as the words a slot keeps it in (little-endian, the last one padded with
+/// zeros), made once per lookup for both ways.
+struct TokenWords {
+    words: [u64; TOKEN_WORDS],
+    count: usize,
+    len: u64,
+}
+
+impl Seen {
+    /// The claims of a slot that held the token.
+    fn remembered(&self) -> Option<Remembered> {
+        let mut user = [0u8; MAX_USER];
+        for (out, w) in user.chunks_mut(8).zip(&self.user) {
+            out.copy_from_slice(&w.to_le_bytes());
+        }
+        let user_len = ((self.lens >> 16) & 0xff) as usize;
+        // Only ids that passed `valid_user_id` (ASCII) are remembered.
+        let user = std::str::from_utf8(user.get(..user_len)?).ok()?;
+        Some(Remembered {
+            user: user.to_string(),
+            exp: self.exp,
+            account_created_at: (self.lens & HAS_CREATED != 0).then_some(self.created as i64),
+        })
+    }
+}
+
+impl TokenWords {
+    /// `None` for a token longer than a slot holds.
+    fn of(token: &[u8]) -> Option<Self> {
+        if token.len() > SLOT_TOKEN {
+            return None;
+        }
+        let mut words = [0; TOKEN_WORDS];
+        for (w, v) in words.iter_mut().zip(self::words(token)) {
+            *w = v;
+        }
+        Some(TokenWords {
+            words,
+            count: token.len().div_ceil(8),
+            len: token.len() as u64,
+        })
+    }
 }
 
 const HAS_CREATED: u64 = 1 << 24;
 
 /// Bytes as little-endian words, the last one padded with zeros.
 fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    bytes.chunks(8).map(|c| {
-        let mut w = [0; 8];
-        w[..c.len()].copy_from_slice(c);
-        u64::from_le_bytes(w)
+    bytes.chunks(8).map(|c| match <[u8; 8]>::try_from(c) {
+        Ok(full) => u64::from_le_bytes(full),
+        Err(_) => {
+            let mut w = [0; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }
     })
 }
 
 impl Slot {
-    /// What the slot says of exactly `token`, if it holds it and was not being written.
-    fn read(&self, tag: u64, token: &[u8]) -> Option<Remembered> {
+    /// Every word a hit of `token` needs, with whether the slot holds exactly it: no
+    /// branch on what a load gave until all are loaded, so the processor fetches the
+    /// slot's lines (and, in [`VerifiedTokens::get`], the other way's) at once rather
+    /// than one line after another (a test on the header line first, then the token's
+    /// lines, then the user's line: three trips to memory, ~400 ns of a sold-out
+    /// refusal in `benches/hot-reads.sh`'s profile). The caller checks `seq` again.
+    fn look(&self, tag: u64, token: &TokenWords) -> Seen {
         let seq = self.seq.load(Ordering::Acquire);
-        if seq & 1 == 1 || self.tag.load(Ordering::Relaxed) != tag {
-            return None;
-        }
         let lens = self.lens.load(Ordering::Relaxed);
-        if (lens & 0xffff) as usize != token.len() {
-            return None;
+        let mut diff = (self.tag.load(Ordering::Relaxed) ^ tag) | ((lens & 0xffff) ^ token.len);
+        for (held, w) in self.token[..token.count].iter().zip(&token.words) {
+            diff |= held.load(Ordering::Relaxed) ^ w;
         }
-        if !self
-            .token
-            .iter()
-            .zip(words(token))
-            .all(|(held, w)| held.load(Ordering::Relaxed) == w)
-        {
-            return None;
+        Seen {
+            seq,
+            held: diff == 0 && seq & 1 == 0,
+            lens,
+            exp: self.exp.load(Ordering::Relaxed),
+            created: self.account_created_at.load(Ordering::Relaxed),
+            user: std::array::from_fn(|i| self.user[i].load(Ordering::Relaxed)),
         }
-        let exp = self.exp.load(Ordering::Relaxed);
-        let created = self.account_created_at.load(Ordering::Relaxed);
-        let mut user = [0u8; MAX_USER];
-        for (out, held) in user.chunks_mut(8).zip(&self.user) {
-            out.copy_from_slice(&held.load(Ordering::Relaxed).to_le_bytes());
-        }
-        // Every load above before the second look at `seq` (the fence pairs with the
-        // writer's): unchanged, none of them saw a write in progress.
-        fence(Ordering::Acquire);
-        if self.seq.load(Ordering::Relaxed) != seq {
-            return None;
-        }
-        let user_len = ((lens >> 16) & 0xff) as usize;
-        // Only ids that passed `valid_user_id` (ASCII) are remembered.
-        let user = std::str::from_utf8(user.get(..user_len)?).ok()?;
-        Some(Remembered {
-            user: user.to_string(),
-            exp,
-            account_created_at: (lens & HAS_CREATED != 0).then_some(created as i64),
-        })
     }
 
     /// Whether the slot (as last seen, unchecked) holds `token`: where to write it again.
@@ -211,9 +259,16 @@ impl VerifiedTokens {
     /// seconds) is after `now_secs`; counted as a hit or a miss.
     pub fn get(&self, token: impl AsRef<[u8]>, now_secs: u64) -> Option<Remembered> {
         let token = token.as_ref();
-        let found = if token.len() <= SLOT_TOKEN {
+        let found = if let Some(words) = TokenWords::of(token) {
             let (set, tag) = self.set(token);
-            set.iter().find_map(|s| s.read(tag, token))
+            let seen: [Seen; WAYS] = std::array::from_fn(|way| set[way].look(tag, &words));
+            // Every load of both looks before the second look at `seq` (the fence pairs
+            // with the writer's): unchanged, none of them saw a write in progress.
+            fence(Ordering::Acquire);
+            set.iter()
+                .zip(&seen)
+                .find(|(slot, s)| s.held && slot.seq.load(Ordering::Relaxed) == s.seq)
+                .and_then(|(_, s)| s.remembered())
         } else {
             self.long.get(token).map(|k| Remembered {
                 user: k.user.into(),
