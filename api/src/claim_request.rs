@@ -100,14 +100,20 @@ impl<B: DeserializeOwned> FromRequest<AppState> for ClaimRequest<B> {
         );
         let request_id = parts.extensions.get::<RequestId>().copied();
         let CampaignPath(campaign_id) = CampaignPath::from_request_parts(&mut parts, state).await?;
-        let raw = RawJson::read(Request::from_parts(parts, body), body_headers, state).await?;
+        // Most claims have no body: nothing to read, and no request to put back together.
+        let body = if axum::body::HttpBody::is_end_stream(&body) {
+            None
+        } else {
+            let raw = RawJson::read(Request::from_parts(parts, body), body_headers, state).await?;
+            parse_json(raw.json_type, &raw.bytes)?
+        };
         Ok(ClaimRequest {
             caller,
             ip,
             headers,
             request_id,
             campaign_id,
-            body: parse_json(raw.json_type, &raw.bytes)?,
+            body,
             now_ms,
         })
     }

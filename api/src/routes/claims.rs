@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -45,7 +44,8 @@ pub async fn claim(
         now_ms: now,
     }: ClaimRequest<ClaimBody>,
 ) -> Response {
-    let started = Instant::now();
+    // quanta: the processor's counter, about half the cost of a `clock_gettime` here.
+    let started = quanta::Instant::now();
     let user = caller.user.as_str();
     let result = match admit(&state, &caller, ip, &headers, id, now).await {
         Ok(campaign) => claim_inner(&state, user, &campaign, body, request_id, now).await,
