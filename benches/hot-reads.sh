@@ -47,7 +47,6 @@ run() { # name script expected-status
   # wrk counts any status outside 2xx/3xx as Non-2xx: the refusals (409) all are.
   other=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   # The api's CPU per request, user and kernel: where a gap in req/s comes from.
-  # The api's CPU per request, user and kernel: where a gap in req/s comes from.
   cpu=$(echo "$t0 $t1 $rps $secs $(getconf CLK_TCK)" | awk '{n = $5 * $6; printf "%.2f %.2f", ($3 - $1) * 1e6 / $7 / n, ($4 - $2) * 1e6 / $7 / n}')
   echo "$1 ${rps} req/s (non-2xx: ${other:-0}; api ${cpu% *} us user + ${cpu#* } us system per request)" >&2
   if [ "$3" = 2xx ] && [ -n "$other" ] && [ "$other" != 0 ]; then

@@ -2,7 +2,9 @@
 # database of the run's own, `stampede api` on them, user tokens, and clean-up on exit.
 #
 #   start_api [VAR=value ...]   starts `stampede api` (extra environment as arguments);
-#                               sets api_port, api_pid, work, secret, admin
+#                               sets api_port, api_pid, work, secret, admin. It runs
+#                               $STAMPEDE_BIN when set (another build, for an A/B run of
+#                               two commits through the same script), else this tree's.
 #   mint_tokens USER...         prints one HS256 token per user, for $secret
 #   create_campaign JSON        creates a campaign, prints its id
 #   token_script METHOD PATH    prints a wrk Lua script: METHOD PATH with the next token of
@@ -37,7 +39,7 @@ start_api() {
   env STAMPEDE_LISTEN="127.0.0.1:$api_port" STAMPEDE_REDIS_URL="redis://127.0.0.1:$redis_port" \
     STAMPEDE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" STAMPEDE_JWT_SECRET="$secret" \
     STAMPEDE_ADMIN_TOKEN="$admin" STAMPEDE_USER_RATE=0 RUST_LOG=warn "$@" \
-    ./target/release/stampede api >"$work/api.log" 2>&1 &
+    "${STAMPEDE_BIN:-./target/release/stampede}" api >"$work/api.log" 2>&1 &
   api_pid=$!
   bench_pids+=("$api_pid")
   for _ in $(seq 1 100); do curl -sf "127.0.0.1:$api_port/healthz" >/dev/null && return; sleep 0.1; done
