@@ -91,7 +91,7 @@ impl<B: DeserializeOwned> FromRequest<AppState> for ClaimRequest<B> {
                     .verify_at(t, now_ms.div_euclid(1_000).max(0) as u64)
                     .map_err(|_| ApiError::Unauthorized)
             })?;
-        let ClientIp(ip) = ClientIp::of(&parts, state, found.forwarded_for);
+        let ClientIp(ip) = ClientIp::of(&parts, state, || found.forwarded_for);
         let headers = ClaimHeaders::from_values(found.ticket, found.device)?;
         let body_headers = BodyHeaders::from_values(
             found.content_length,

@@ -147,9 +147,14 @@ impl FromRequestParts<AppState> for Admin {
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
 impl ClientIp {
-    /// The connection's peer, or behind a trusted proxy the address `forwarded_for`
-    /// (the request's first `X-Forwarded-For`) names.
-    pub fn of(parts: &Parts, state: &AppState, forwarded_for: Option<&HeaderValue>) -> Self {
+    /// The connection's peer, or behind a trusted proxy the address the request's first
+    /// `X-Forwarded-For` names. The header is asked for only then (anyone else's is
+    /// ignored), so the common request, straight from its client, does not look it up.
+    pub fn of<'a>(
+        parts: &'a Parts,
+        state: &AppState,
+        forwarded_for: impl FnOnce() -> Option<&'a HeaderValue>,
+    ) -> Self {
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -160,7 +165,7 @@ impl ClientIp {
             }
             state
                 .proxies
-                .client(p, forwarded_for.and_then(|v| v.to_str().ok()))
+                .client(p, forwarded_for().and_then(|v| v.to_str().ok()))
         }))
     }
 }
@@ -172,18 +177,10 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // The header is read only from a trusted proxy (anyone else's is ignored), so
-        // the common request, straight from its client, does not look it up.
-        let trusted = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .is_some_and(|c| state.proxies.trusts(c.0.ip()));
-        let forwarded = if trusted {
+        let parts = &*parts;
+        Ok(ClientIp::of(parts, state, || {
             parts.headers.get(&X_FORWARDED_FOR)
-        } else {
-            None
-        };
-        Ok(ClientIp::of(parts, state, forwarded))
+        }))
     }
 }
 

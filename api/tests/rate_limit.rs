@@ -62,12 +62,13 @@ async fn a_user_over_the_rate_gets_429_and_others_are_unaffected() {
     app.stop().await;
 }
 
-/// Sign-ins from many users behind one address, `X-Forwarded-For` set as a proxy would:
-/// how many the per-address limit let through (the rest must be 429).
-async fn passed_behind(app: &TestApp, forwarded_for: &str, users: &str) -> usize {
+/// Requests to `path` (a sign-in, or a claim) from many users behind one address,
+/// `X-Forwarded-For` set as a proxy would: how many the per-address limit let through
+/// (the rest must be 429).
+async fn passed_behind(app: &TestApp, path: &str, forwarded_for: &str, users: &str) -> usize {
     let replies = join_all((0..40).map(|n| {
         app.http
-            .post(app.url("/v1/signin"))
+            .post(app.url(path))
             .bearer_auth(app.token(&format!("{users}{n}")))
             .header("x-forwarded-for", forwarded_for)
             .send()
@@ -79,7 +80,7 @@ async fn passed_behind(app: &TestApp, forwarded_for: &str, users: &str) -> usize
         .collect();
     assert!(
         statuses.iter().all(|s| *s == 201 || *s == 429),
-        "only signed in or limited: {statuses:?}"
+        "only accepted or limited: {statuses:?}"
     );
     statuses.iter().filter(|s| **s == 201).count()
 }
@@ -95,33 +96,50 @@ async fn x_forwarded_for_counts_only_from_trusted_proxies() {
     let deps = Deps::new(Backend::Embedded).await;
     let mut config = deps.config();
     config.ip_rate = 5;
+    // The sign-in reads the address through its own extractor, the claim route through
+    // the one that reads its whole request (`claim_request.rs`): both must agree.
+    for route in ["signin", "claim"] {
+        // Untrusted: every request is the peer's, 127.0.0.1, whatever the header says, so
+        // two forged addresses share one budget.
+        config.trusted_proxies = String::new();
+        let mut app = TestApp::start(&config).await;
+        let path = path_of(&app, route).await;
+        let window = Instant::now();
+        let a = passed_behind(&app, &path, "203.0.113.1", "a").await;
+        let b = passed_behind(&app, &path, "203.0.113.2", "b").await;
+        let allowed = budget(window);
+        assert!(a >= 10, "{route}: the first burst gets through: {a}");
+        assert!(
+            a + b <= allowed,
+            "{route}: a forged header buys no fresh budget: {a} + {b} > {allowed}"
+        );
+        app.stop().await;
 
-    // Untrusted: every request is the peer's, 127.0.0.1, whatever the header says, so two
-    // forged addresses share one budget.
-    let mut app = TestApp::start(&config).await;
-    let window = Instant::now();
-    let a = passed_behind(&app, "203.0.113.1", "a").await;
-    let b = passed_behind(&app, "203.0.113.2", "b").await;
-    let allowed = budget(window);
-    assert!(a >= 10, "the first burst gets through: {a}");
-    assert!(
-        a + b <= allowed,
-        "a forged header buys no fresh budget: {a} + {b} > {allowed}"
-    );
-    app.stop().await;
+        // Behind a trusted proxy, each forwarded address has its own budget.
+        config.trusted_proxies = "127.0.0.1".into();
+        let mut app = TestApp::start(&config).await;
+        let path = path_of(&app, route).await;
+        let window = Instant::now();
+        let c = passed_behind(&app, &path, "203.0.113.1", "c").await;
+        let first = budget(window);
+        let d = passed_behind(&app, &path, "203.0.113.2", "d").await;
+        let both = budget(window);
+        assert!(
+            (10..=first).contains(&c),
+            "{route}: one address, one budget: {c}"
+        );
+        assert!(
+            d >= 10 && d <= both,
+            "{route}: another address has its own burst of 10 (passed: {d})"
+        );
+        app.stop().await;
+    }
+}
 
-    // Behind a trusted proxy, each forwarded address has its own budget.
-    config.trusted_proxies = "127.0.0.1".into();
-    let mut app = TestApp::start(&config).await;
-    let window = Instant::now();
-    let c = passed_behind(&app, "203.0.113.1", "c").await;
-    let first = budget(window);
-    let d = passed_behind(&app, "203.0.113.2", "d").await;
-    let both = budget(window);
-    assert!((10..=first).contains(&c), "one address, one budget: {c}");
-    assert!(
-        d >= 10 && d <= both,
-        "another address has its own burst of 10 (passed: {d})"
-    );
-    app.stop().await;
+/// The path a route's requests go to (a claim: on a new campaign with room for all).
+async fn path_of(app: &TestApp, route: &str) -> String {
+    match route {
+        "signin" => "/v1/signin".into(),
+        _ => format!("/v1/campaigns/{}/claims", app.flash(1_000, 1).await),
+    }
 }
