@@ -240,7 +240,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CampaignPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // The raw (percent-decoded) parameter: no `String` made to parse a number.
+        // The parameter as the router matched it (percent-decoded), borrowed: no
+        // `String` made to parse a number.
         let params = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
@@ -286,11 +287,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 /// 422 naming the field, a wrong media type 415, too large 413. `Option` when the body
 /// may be empty.
 pub struct JsonBody<T>(pub Option<T>);
-
-/// Whether the request says its body is JSON (`None`: it says nothing).
-pub fn json_type(headers: &axum::http::HeaderMap) -> Option<bool> {
-    is_json_type(headers.get(CONTENT_TYPE))
-}
 
 /// What a `Content-Type` value says: JSON (`application/json` or `+json`) or not;
 /// `None` when there is none, or none readable as text.
@@ -399,7 +395,7 @@ impl RawJson {
             return Err(ApiError::PayloadTooLarge);
         }
         let json_type = headers.json_type;
-        // Nothing to read (the common bodiless claim): no collecting, no timer.
+        // Nothing to read (a bodiless request): no collecting, no timer.
         if axum::body::HttpBody::is_end_stream(req.body()) {
             return Ok(RawJson {
                 json_type,
